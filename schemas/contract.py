@@ -1,0 +1,570 @@
+"""Data contracts: Open Data Contract Standard v3.1 documents, checked and turned into typed objects.
+
+A contract is loaded in two passes. First the document is validated against the ODCS JSON schema
+(``schemas/odcs/odcs-json-schema-v3.1.0.json``), so any ODCS tool can read it; then assay's own rules
+are applied (dataset id, owners, types, source and control settings under ``customProperties``).
+Every problem is reported with the file, the line and the fix, all problems at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+
+from schemas._yaml import PathKey, YamlSyntaxError, line_of, load_with_lines
+from schemas.errors import ContractError, ContractProblem
+
+DATASET_ID = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
+COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+DECIMAL_TYPE = re.compile(r"^decimal\((\d+),\s*(\d+)\)$", re.IGNORECASE)
+CLASSIFICATIONS = ("public", "internal", "confidential", "restricted")
+PII_TYPES = (
+    "email",
+    "phone",
+    "person_name",
+    "national_id",
+    "iban",
+    "payment_card",
+    "address",
+    "date_of_birth",
+    "ip_address",
+    "free_text",
+)
+MASKS = ("redact", "hash", "partial", "null", "month", "none")
+LOGICAL_TYPES = ("string", "integer", "number", "boolean", "date", "timestamp")
+BUSINESS_ROLES = ("businessowner", "business_owner", "business outcome owner", "owner")
+OPERATIONS_ROLES = ("operationsowner", "operations_owner", "operations owner", "ops")
+SEVERITIES = ("error", "warning")
+
+Classification = Literal["public", "internal", "confidential", "restricted"]
+
+
+def classification_rank(level: str) -> int:
+    """``public < internal < confidential < restricted``."""
+    return CLASSIFICATIONS.index(level)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row-level rule of a column, from ``quality[]`` or the property's own constraints.
+
+    ``kind`` is one of ``not_null``, ``unique``, ``type``, ``in_set``, ``pattern``, ``ge``, ``gt``, ``le``,
+    ``lt``, ``between``, ``min_length``, ``max_length``. Rows breaking the rule are quarantined; the batch
+    fails the rule's check when the share of such rows exceeds ``max_ratio`` (ERROR severity blocks
+    certification, WARN does not).
+    """
+
+    name: str
+    column: str
+    kind: str
+    args: dict[str, Any]
+    severity: str = "error"
+    max_ratio: float | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    source_name: str
+    logical_type: str
+    physical_type: str
+    required: bool
+    unique: bool
+    primary_key: bool
+    classification: str
+    pii: str | None
+    mask: str | None
+    rules: tuple[Rule, ...]
+    description: str = ""
+    decimal: tuple[int, int] | None = None
+    format: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordTypes:
+    """Which field tells header, detail and trailer records apart, and their codes."""
+
+    field: int = 0
+    header: str = "H"
+    detail: str = "D"
+    trailer: str = "T"
+
+
+@dataclass(frozen=True)
+class Controls:
+    """Where the header and trailer carry batch facts and control totals (field positions, 0-based)."""
+
+    batch_id_field: int | None = None
+    business_date_field: int | None = None
+    record_count_field: int | None = None
+    amount_total_field: int | None = None
+    amount_column: str | None = None
+
+
+@dataclass(frozen=True)
+class DelimitedSource:
+    kind: Literal["delimited"]
+    path: str
+    pattern: str
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    quote: str = '"'
+    decimal_separator: str = "."
+    thousands_separator: str | None = None
+    date_format: str = "%Y-%m-%d"
+    timestamp_format: str = "%Y-%m-%dT%H:%M:%S"
+    empty_dates: tuple[str, ...] = ("00000000",)
+    record_types: RecordTypes | None = None
+    controls: Controls = field(default_factory=Controls)
+
+
+@dataclass(frozen=True)
+class SqlSource:
+    kind: Literal["sql"]
+    connection: str
+    table: str
+
+
+Source = DelimitedSource | SqlSource
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A dataset's contract, as assay uses it. Build with :func:`load_contract`."""
+
+    id: str
+    domain: str
+    name: str
+    version: str
+    description: str
+    business_owner: str
+    operations_owner: str
+    columns: tuple[Column, ...]
+    source: Source
+    source_timezone: str
+    max_quarantine_ratio: float
+    path: Path
+    checksum: str
+    tags: tuple[str, ...] = ()
+
+    @property
+    def owners(self) -> list[str]:
+        return [self.business_owner, self.operations_owner]
+
+    @property
+    def primary_key(self) -> list[str]:
+        return [c.name for c in self.columns if c.primary_key]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    @property
+    def rules(self) -> list[Rule]:
+        return [r for c in self.columns for r in c.rules]
+
+
+@cache
+def _odcs_validator() -> jsonschema.Draft201909Validator:
+    text = (Path(__file__).parent / "odcs" / "odcs-json-schema-v3.1.0.json").read_text("utf-8")
+    schema = json.loads(text)
+    return jsonschema.Draft201909Validator(schema)
+
+
+def load_contract(path: str | Path) -> Contract:
+    """Load and check one contract file; raise :class:`ContractError` listing every problem."""
+    path = Path(path)
+    try:
+        data, lines = load_with_lines(path)
+    except YamlSyntaxError as exc:
+        raise ContractError(path, [ContractProblem(1, str(exc), "")]) from exc
+    except OSError as exc:
+        raise ContractError(path, [ContractProblem(1, f"cannot read: {exc.strerror}", "check the path")]) from exc
+    builder = _ContractBuilder(path, data, lines)
+    return builder.build()
+
+
+def load_contracts(folder: str | Path) -> list[Contract]:
+    """Every ``*.yaml`` contract in ``folder``, sorted by id; all files' problems reported together."""
+    folder = Path(folder)
+    contracts: list[Contract] = []
+    errors: list[ContractError] = []
+    for file in sorted(folder.glob("*.yaml")):
+        try:
+            contracts.append(load_contract(file))
+        except ContractError as exc:
+            errors.append(exc)
+    if errors:
+        raise ContractError.combine(errors)
+    ids = [c.id for c in contracts]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ContractError(folder, [ContractProblem(1, f"dataset id(s) {dupes} defined twice", "one file per dataset")])
+    return sorted(contracts, key=lambda c: c.id)
+
+
+class _ContractBuilder:
+    def __init__(self, path: Path, data: Any, lines: dict[PathKey, int]) -> None:
+        self.path = path
+        self.data = data
+        self.lines = lines
+        self.problems: list[ContractProblem] = []
+
+    def problem(self, where: PathKey, message: str, fix: str) -> None:
+        self.problems.append(ContractProblem(line_of(self.lines, where), message, fix))
+
+    def build(self) -> Contract:
+        if not isinstance(self.data, dict):
+            raise ContractError(self.path, [ContractProblem(1, "a contract is a YAML mapping", "see docs/contracts.md")])
+        self._check_odcs()
+        contract = self._assay_rules()
+        if self.problems or contract is None:
+            raise ContractError(self.path, sorted(self.problems, key=lambda p: p.line))
+        return contract
+
+    def _check_odcs(self) -> None:
+        for err in sorted(_odcs_validator().iter_errors(self.data), key=lambda e: list(e.absolute_path)):
+            where = tuple(err.absolute_path)
+            loc = "/".join(str(p) for p in where) or "(top level)"
+            self.problem(where, f"ODCS v3.1: {loc}: {_short(err.message)}", "make the document valid ODCS v3.1")
+
+    def _assay_rules(self) -> Contract | None:
+        d = self.data
+        cid = d.get("id")
+        if not isinstance(cid, str) or not DATASET_ID.fullmatch(cid):
+            self.problem(("id",), f"dataset id {cid!r} is not lowercase 'domain.name' of [a-z0-9_]",
+                         "write e.g. id: erp.orders")
+            return None
+        domain, name = cid.split(".")
+        if d.get("domain", domain) != domain:
+            self.problem(("domain",), f"domain {d.get('domain')!r} differs from the id's domain {domain!r}",
+                         f"write domain: {domain}")
+        business, ops = self._owners()
+        props = self._custom(d.get("customProperties"), ("customProperties",))
+        source = self._source(props.get("source"), props_path=("customProperties",))
+        tz = props.get("sourceTimezone", "UTC")
+        if not isinstance(tz, str) or not _valid_timezone(tz):
+            self.problem(("customProperties",), f"sourceTimezone {tz!r} is not an IANA time zone",
+                         "write e.g. Europe/Berlin or UTC")
+            tz = "UTC"
+        quarantine = props.get("quarantine", {}) or {}
+        max_ratio = quarantine.get("maxRatio", 0.05) if isinstance(quarantine, dict) else None
+        if not isinstance(max_ratio, int | float) or not 0 <= max_ratio <= 1:
+            self.problem(("customProperties",), f"quarantine.maxRatio {max_ratio!r} is not a ratio in [0, 1]",
+                         "write e.g. quarantine: {maxRatio: 0.05}")
+            max_ratio = 0.0
+        columns = self._columns()
+        if source is not None and isinstance(source, DelimitedSource):
+            self._check_controls(source, columns)
+        if isinstance(source, SqlSource) and not any(c.primary_key for c in columns):
+            self.problem(("schema",), "a SQL source needs a primaryKey column to upsert by",
+                         "mark the key column with primaryKey: true")
+        if self.problems or source is None or business is None or ops is None:
+            return None
+        text = self.path.read_bytes()
+        description = d.get("description") or {}
+        return Contract(
+            id=cid,
+            domain=domain,
+            name=name,
+            version=str(d.get("version")),
+            description=str(description.get("purpose", "")) if isinstance(description, dict) else "",
+            business_owner=business,
+            operations_owner=ops,
+            columns=tuple(columns),
+            source=source,
+            source_timezone=tz,
+            max_quarantine_ratio=float(max_ratio),
+            path=self.path,
+            checksum=hashlib.sha256(text).hexdigest(),
+            tags=tuple(str(t) for t in d.get("tags") or ()),
+        )
+
+    def _owners(self) -> tuple[str | None, str | None]:
+        team = self.data.get("team")
+        members = team.get("members", []) if isinstance(team, dict) else []
+        business = ops = None
+        for m in members:
+            if not isinstance(m, dict):
+                continue
+            role = str(m.get("role", "")).strip().lower()
+            if role in BUSINESS_ROLES and business is None:
+                business = str(m.get("username"))
+            elif role in OPERATIONS_ROLES and ops is None:
+                ops = str(m.get("username"))
+        for who, label, role in ((business, "business outcome owner", "businessOwner"),
+                                 (ops, "operations owner", "operationsOwner")):
+            if who is None:
+                self.problem(("team",), f"no {label}: a dataset without both owners is never certified",
+                             f"add a team member with role: {role} (an email or team:name)")
+            elif not _valid_owner(who):
+                self.problem(("team",), f"{label} {who!r} is neither an email nor 'team:name'",
+                             "write e.g. jane@example.com or team:erp-ops")
+        return business, ops
+
+    def _custom(self, items: Any, where: PathKey) -> dict[str, Any]:
+        if items is None:
+            return {}
+        return {i["property"]: i.get("value") for i in items if isinstance(i, dict) and "property" in i}
+
+    def _source(self, raw: Any, props_path: PathKey) -> Source | None:
+        if not isinstance(raw, dict):
+            self.problem(props_path, "no source: customProperties needs a 'source' entry",
+                         "add - property: source / value: {kind: delimited|sql, ...} (docs/contracts.md)")
+            return None
+        kind = raw.get("kind")
+        try:
+            if kind == "delimited":
+                return _delimited(raw)
+            if kind == "sql":
+                return SqlSource(kind="sql", connection=str(raw["connection"]), table=str(raw["table"]))
+        except (LookupError, TypeError, ValueError) as exc:
+            self.problem(props_path, f"source: {exc}", "see docs/contracts.md, 'Sources'")
+            return None
+        self.problem(props_path, f"source kind {kind!r} is not known", "use kind: delimited or kind: sql")
+        return None
+
+    def _check_controls(self, source: DelimitedSource, columns: list[Column]) -> None:
+        amount = source.controls.amount_column
+        if amount is not None:
+            match = [c for c in columns if c.name == amount]
+            if not match or match[0].decimal is None:
+                self.problem(("customProperties",), f"control amount column {amount!r} is not a decimal column",
+                             "name a column with physicalType decimal(p,s)")
+
+    def _columns(self) -> list[Column]:
+        objects = self.data.get("schema") or []
+        if len(objects) != 1:
+            self.problem(("schema",), f"expected exactly one schema object, found {len(objects)}",
+                         "one contract describes one dataset: keep one entry under schema")
+            return []
+        props = objects[0].get("properties") or []
+        columns: list[Column] = []
+        seen: set[str] = set()
+        for i, p in enumerate(props):
+            col = self._column(p, ("schema", 0, "properties", i))
+            if col is None:
+                continue
+            if col.name in seen:
+                self.problem(("schema", 0, "properties", i), f"column {col.name!r} declared twice",
+                             "give each property a distinct name")
+            seen.add(col.name)
+            columns.append(col)
+        if not columns and not self.problems:
+            self.problem(("schema", 0), "no properties", "declare the dataset's columns under properties")
+        return columns
+
+    def _column(self, p: dict[str, Any], where: PathKey) -> Column | None:
+        name = p.get("name")
+        if not isinstance(name, str) or not COLUMN_NAME.fullmatch(name):
+            self.problem((*where, "name"), f"column name {name!r} is not snake_case [a-z0-9_]",
+                         "map the source's name with physicalName and give a readable name, e.g. customer_tier")
+            return None
+        logical = p.get("logicalType", "string")
+        if logical not in LOGICAL_TYPES:
+            self.problem((*where, "logicalType"), f"column {name!r}: logicalType {logical!r} is not supported",
+                         f"use one of {', '.join(LOGICAL_TYPES)}")
+            return None
+        physical = str(p.get("physicalType", "")).strip()
+        decimal = None
+        if logical == "number":
+            m = DECIMAL_TYPE.fullmatch(physical)
+            if physical and not m and physical.lower() not in ("double", "float"):
+                self.problem((*where, "physicalType"),
+                             f"column {name!r}: physicalType {physical!r} is not decimal(p,s) or double",
+                             "money and quantities are decimal(precision,scale), e.g. decimal(12,2)")
+            if m:
+                precision, scale = int(m.group(1)), int(m.group(2))
+                if not 0 < precision <= 38 or scale > precision:
+                    self.problem((*where, "physicalType"), f"column {name!r}: {physical} is out of range",
+                                 "precision 1..38 and scale <= precision")
+                decimal = (precision, scale)
+        classification = str(p.get("classification", "internal")).lower()
+        if classification not in CLASSIFICATIONS:
+            self.problem((*where, "classification"),
+                         f"column {name!r}: classification {classification!r} is not known",
+                         f"use one of {' < '.join(CLASSIFICATIONS)}")
+            classification = "restricted"
+        custom = self._custom(p.get("customProperties"), (*where, "customProperties"))
+        pii = custom.get("piiType")
+        if pii is not None and pii not in PII_TYPES:
+            self.problem((*where, "customProperties"), f"column {name!r}: piiType {pii!r} is not known",
+                         f"use one of {', '.join(PII_TYPES)}")
+        if pii is not None and classification in ("public", "internal"):
+            self.problem((*where, "classification"),
+                         f"column {name!r} holds personal data ({pii}) but is classified {classification}",
+                         "classify personal data confidential or restricted")
+        mask = custom.get("mask")
+        if mask is None and pii is not None:
+            mask = "hash"
+        if mask is not None and mask not in MASKS:
+            self.problem((*where, "customProperties"), f"column {name!r}: mask {mask!r} is not known",
+                         f"use one of {', '.join(MASKS)}")
+        options = p.get("logicalTypeOptions") or {}
+        rules = self._rules(name, logical, p, options, where)
+        return Column(
+            name=name,
+            source_name=str(p.get("physicalName", name)),
+            logical_type=logical,
+            physical_type=physical or logical,
+            required=bool(p.get("required", False)),
+            unique=bool(p.get("unique", False)),
+            primary_key=bool(p.get("primaryKey", False)),
+            classification=classification,
+            pii=pii,
+            mask=mask,
+            rules=tuple(rules),
+            description=str(p.get("description", "")),
+            decimal=decimal,
+            format=options.get("format") if isinstance(options, dict) else None,
+        )
+
+    def _rules(self, name: str, logical: str, p: dict[str, Any], options: Any, where: PathKey) -> list[Rule]:
+        rules = [Rule(f"{name}_type", name, "type", {"type": logical})]
+        if p.get("required") or p.get("primaryKey"):
+            rules.append(Rule(f"{name}_not_null", name, "not_null", {}))
+        if p.get("unique") or p.get("primaryKey"):
+            rules.append(Rule(f"{name}_unique", name, "unique", {}))
+        if isinstance(options, dict):
+            for key, kind in (("minimum", "ge"), ("exclusiveMinimum", "gt"), ("maximum", "le"),
+                              ("exclusiveMaximum", "lt"), ("minLength", "min_length"),
+                              ("maxLength", "max_length"), ("pattern", "pattern")):
+                if key in options:
+                    value = options[key]
+                    if kind == "pattern":
+                        try:
+                            re.compile(value)
+                        except re.error as exc:
+                            self.problem((*where, "logicalTypeOptions", key),
+                                         f"column {name!r}: pattern is not a valid regex ({exc})",
+                                         "fix the regular expression")
+                            continue
+                    rules.append(Rule(f"{name}_{kind}", name, kind, {"value": value}))
+        for j, q in enumerate(p.get("quality") or []):
+            rule = self._quality_rule(name, q, (*where, "quality", j))
+            if rule is not None:
+                rules.append(rule)
+        return rules
+
+    def _quality_rule(self, name: str, q: dict[str, Any], where: PathKey) -> Rule | None:
+        metric = q.get("metric")
+        args = q.get("arguments") or {}
+        severity = str(q.get("severity", "error")).lower()
+        if severity not in SEVERITIES:
+            self.problem((*where, "severity"), f"severity {severity!r} is not error or warning",
+                         "write severity: error (blocks certification) or warning")
+            severity = "error"
+        max_ratio = _tolerance(q)
+        rule_name = str(q.get("name") or f"{name}_{metric}")
+        if not re.fullmatch(r"[a-z0-9_]+", rule_name):
+            self.problem((*where, "name"), f"quality rule name {rule_name!r} is not [a-z0-9_]",
+                         "name it in snake_case; it becomes a Dagster check name")
+        common = {"severity": severity, "max_ratio": max_ratio, "description": str(q.get("description", ""))}
+        if metric == "invalidValues":
+            if "validValues" in args:
+                return Rule(rule_name, name, "in_set", {"values": list(args["validValues"])}, **common)
+            if "pattern" in args:
+                return Rule(rule_name, name, "pattern", {"value": str(args["pattern"])}, **common)
+            self.problem((*where, "arguments"), "invalidValues needs arguments.validValues or arguments.pattern",
+                         "add arguments: {validValues: [...]}")
+            return None
+        if metric in ("nullValues", "missingValues"):
+            return Rule(rule_name, name, "not_null", {}, **common)
+        if metric == "duplicateValues":
+            return Rule(rule_name, name, "unique", {}, **common)
+        self.problem((*where, "metric"), f"quality metric {metric!r} is not supported on a column",
+                     "use invalidValues, nullValues, missingValues or duplicateValues")
+        return None
+
+
+def _tolerance(q: dict[str, Any]) -> float | None:
+    """The share of failing rows a quality rule tolerates, from its ODCS operator and unit."""
+    percent = str(q.get("unit", "")).lower() in ("percent", "%")
+    for key in ("mustBe", "mustBeLessOrEqualTo", "mustBeLessThan"):
+        if key in q and isinstance(q[key], int | float):
+            value = float(q[key])
+            if percent:
+                return value / 100
+            return 0.0 if value == 0 else None
+    return None
+
+
+def _delimited(raw: dict[str, Any]) -> DelimitedSource:
+    known = {"kind", "path", "pattern", "encoding", "delimiter", "quote", "decimalSeparator", "thousandsSeparator",
+             "dateFormat", "timestampFormat", "emptyDates", "recordTypes", "header", "trailer"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown}")
+    rt = raw.get("recordTypes")
+    header = raw.get("header") or {}
+    trailer = raw.get("trailer") or {}
+    amount = trailer.get("amountTotal") or {}
+    encoding = str(raw.get("encoding", "utf-8"))
+    "".encode(encoding)  # raises LookupError -> reported below
+    delimiter = str(raw.get("delimiter", ","))
+    if len(delimiter) != 1:
+        raise ValueError(f"delimiter {delimiter!r} must be one character")
+    return DelimitedSource(
+        kind="delimited",
+        path=str(raw["path"]),
+        pattern=str(raw.get("pattern", "*")),
+        encoding=encoding,
+        delimiter=delimiter,
+        quote=str(raw.get("quote", '"')),
+        decimal_separator=str(raw.get("decimalSeparator", ".")),
+        thousands_separator=raw.get("thousandsSeparator"),
+        date_format=_strftime(str(raw.get("dateFormat", "YYYY-MM-DD"))),
+        timestamp_format=_strftime(str(raw.get("timestampFormat", "YYYY-MM-DDTHH:MI:SS"))),
+        empty_dates=tuple(str(x) for x in raw.get("emptyDates", ["00000000"])),
+        record_types=RecordTypes(
+            field=int(rt.get("field", 0)), header=str(rt.get("header", "H")),
+            detail=str(rt.get("detail", "D")), trailer=str(rt.get("trailer", "T")),
+        ) if isinstance(rt, dict) else None,
+        controls=Controls(
+            batch_id_field=header.get("batchId"),
+            business_date_field=header.get("businessDate"),
+            record_count_field=trailer.get("recordCount"),
+            amount_total_field=amount.get("field"),
+            amount_column=amount.get("column"),
+        ),
+    )
+
+
+_FORMAT_TOKENS = (("YYYY", "%Y"), ("MM", "%m"), ("DD", "%d"), ("HH", "%H"), ("MI", "%M"), ("SS", "%S"))
+
+
+def _strftime(fmt: str) -> str:
+    """Contract date formats are written as data owners know them (``YYYYMMDD``, ``DD.MM.YYYY``)."""
+    if "%" in fmt:
+        return fmt
+    for token, code in _FORMAT_TOKENS:
+        fmt = fmt.replace(token, code)
+    return fmt
+
+
+def _valid_owner(who: str) -> bool:
+    return bool(re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", who) or re.fullmatch(r"team:[A-Za-z0-9_.-]+", who))
+
+
+def _valid_timezone(tz: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= 200 else message[:197] + "..."
