@@ -17,7 +17,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from governance.catalog_schema import batches, datasets, versions
 from governance.errors import PublishConflict
@@ -88,18 +88,33 @@ class Catalog:
             yield conn
 
     # -- datasets ---------------------------------------------------------------------------------
-    def register_dataset(self, dataset_id: str, *, contract_version: str, contract_checksum: str,
-                         business_owner: str, operations_owner: str) -> None:
+    def register_dataset(
+        self,
+        dataset_id: str,
+        *,
+        contract_version: str,
+        contract_checksum: str,
+        business_owner: str,
+        operations_owner: str,
+    ) -> None:
         """Create the dataset's row or update its contract facts (never its certified version)."""
-        values = dict(contract_version=contract_version, contract_checksum=contract_checksum,
-                      business_owner=business_owner, operations_owner=operations_owner, updated_at=now())
+        values = dict(
+            contract_version=contract_version,
+            contract_checksum=contract_checksum,
+            business_owner=business_owner,
+            operations_owner=operations_owner,
+            updated_at=now(),
+        )
         with self.begin() as conn:
             exists = conn.execute(select(datasets.c.id).where(datasets.c.id == dataset_id)).first()
             if exists:
                 conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(**values))
             else:
-                conn.execute(insert(datasets).values(id=dataset_id, status="uncertified", rows=0, quarantined=0,
-                                                     **values))
+                conn.execute(
+                    insert(datasets).values(
+                        id=dataset_id, status="uncertified", rows=0, quarantined=0, **values
+                    )
+                )
 
     def dataset(self, dataset_id: str) -> DatasetState | None:
         with self.engine.connect() as conn:
@@ -114,14 +129,22 @@ class Catalog:
     def mark_stale(self, dataset_id: str, reason: str) -> None:
         """Flag a dataset whose newest batch failed; agents keep reading the certified version."""
         with self.begin() as conn:
-            conn.execute(update(datasets).where(datasets.c.id == dataset_id)
-                         .values(status="stale", status_reason=reason, updated_at=now()))
+            conn.execute(
+                update(datasets)
+                .where(datasets.c.id == dataset_id)
+                .values(status="stale", status_reason=reason, updated_at=now())
+            )
 
     # -- batches ----------------------------------------------------------------------------------
     def batch_by_checksum(self, dataset_id: str, checksum: str) -> BatchRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(batches).where(batches.c.dataset_id == dataset_id,
-                                                     batches.c.checksum == checksum)).mappings().first()
+            row = (
+                conn.execute(
+                    select(batches).where(batches.c.dataset_id == dataset_id, batches.c.checksum == checksum)
+                )
+                .mappings()
+                .first()
+            )
         return _batch(row) if row else None
 
     def batches(self, dataset_id: str | None = None) -> list[BatchRecord]:
@@ -131,43 +154,117 @@ class Catalog:
         with self.engine.connect() as conn:
             return [_batch(r) for r in conn.execute(query).mappings().all()]
 
-    def start_batch(self, dataset_id: str, *, batch_id: str, checksum: str, source_file: str | None,
-                    business_date: date | None, run_id: str) -> BatchRecord:
+    def start_batch(
+        self,
+        dataset_id: str,
+        *,
+        batch_id: str,
+        checksum: str,
+        source_file: str | None,
+        business_date: date | None,
+        run_id: str,
+    ) -> BatchRecord:
         """Record that a delivery is being ingested, or take over the record of an interrupted attempt."""
         with self.begin() as conn:
-            row = conn.execute(select(batches).where(batches.c.dataset_id == dataset_id,
-                                                     batches.c.checksum == checksum)).mappings().first()
-            values = dict(batch_id=batch_id, source_file=source_file, business_date=business_date,
-                          outcome="running", run_id=run_id, reasons=None, started_at=now(), finished_at=None,
-                          delta_version=None, rows_read=None, rows_published=None, rows_quarantined=None)
+            row = (
+                conn.execute(
+                    select(batches).where(batches.c.dataset_id == dataset_id, batches.c.checksum == checksum)
+                )
+                .mappings()
+                .first()
+            )
+            values = dict(
+                batch_id=batch_id,
+                source_file=source_file,
+                business_date=business_date,
+                outcome="running",
+                run_id=run_id,
+                reasons=None,
+                started_at=now(),
+                finished_at=None,
+                delta_version=None,
+                rows_read=None,
+                rows_published=None,
+                rows_quarantined=None,
+            )
             if row is None:
                 conn.execute(insert(batches).values(dataset_id=dataset_id, checksum=checksum, **values))
             else:
                 conn.execute(update(batches).where(batches.c.id == row["id"]).values(**values))
-            row = conn.execute(select(batches).where(batches.c.dataset_id == dataset_id,
-                                                     batches.c.checksum == checksum)).mappings().one()
+            row = (
+                conn.execute(
+                    select(batches).where(batches.c.dataset_id == dataset_id, batches.c.checksum == checksum)
+                )
+                .mappings()
+                .one()
+            )
         return _batch(row)
 
-    def stage_batch(self, batch: BatchRecord, *, delta_version: int, rows_read: int, rows_published: int,
-                    rows_quarantined: int) -> None:
+    def stage_batch(
+        self,
+        batch: BatchRecord,
+        *,
+        delta_version: int,
+        rows_read: int,
+        rows_published: int,
+        rows_quarantined: int,
+    ) -> None:
         with self.begin() as conn:
-            conn.execute(update(batches).where(batches.c.id == batch.id).values(
-                outcome="staged", delta_version=delta_version, rows_read=rows_read,
-                rows_published=rows_published, rows_quarantined=rows_quarantined))
+            conn.execute(
+                update(batches)
+                .where(batches.c.id == batch.id)
+                .values(
+                    outcome="staged",
+                    delta_version=delta_version,
+                    rows_read=rows_read,
+                    rows_published=rows_published,
+                    rows_quarantined=rows_quarantined,
+                )
+            )
 
-    def reject_batch(self, batch: BatchRecord, *, reasons: list[dict[str, Any]], rows_read: int | None,
-                     rows_published: int | None, rows_quarantined: int | None) -> None:
+    def reject_batch(
+        self,
+        batch: BatchRecord,
+        *,
+        reasons: list[dict[str, Any]],
+        rows_read: int | None,
+        rows_published: int | None,
+        rows_quarantined: int | None,
+    ) -> None:
         """A batch that cannot be trusted: nothing of it becomes visible; the dataset is flagged stale."""
         summary = "; ".join(r["message"] for r in reasons)[:2000]
         with self.begin() as conn:
-            conn.execute(update(batches).where(batches.c.id == batch.id).values(
-                outcome="rejected", reasons=json.dumps(reasons), rows_read=rows_read,
-                rows_published=rows_published, rows_quarantined=rows_quarantined, finished_at=now()))
-            conn.execute(update(datasets).where(datasets.c.id == batch.dataset_id).values(
-                status="stale", status_reason=f"batch {batch.batch_id} rejected: {summary}", updated_at=now()))
+            conn.execute(
+                update(batches)
+                .where(batches.c.id == batch.id)
+                .values(
+                    outcome="rejected",
+                    reasons=json.dumps(reasons),
+                    rows_read=rows_read,
+                    rows_published=rows_published,
+                    rows_quarantined=rows_quarantined,
+                    finished_at=now(),
+                )
+            )
+            conn.execute(
+                update(datasets)
+                .where(datasets.c.id == batch.dataset_id)
+                .values(
+                    status="stale",
+                    status_reason=f"batch {batch.batch_id} rejected: {summary}",
+                    updated_at=now(),
+                )
+            )
 
-    def certify(self, batch: BatchRecord, *, expected_version: int | None, new_version: int, rows: int,
-                business_date: date | None) -> datetime:
+    def certify(
+        self,
+        batch: BatchRecord,
+        *,
+        expected_version: int | None,
+        new_version: int,
+        rows: int,
+        business_date: date | None,
+    ) -> datetime:
         """Compare-and-swap the certified version from ``expected_version`` to ``new_version``.
 
         One transaction: the dataset's pointer moves, the batch is marked certified, batches it
@@ -176,50 +273,106 @@ class Catalog:
         """
         at = now()
         with self.begin() as conn:
-            current = conn.execute(select(datasets.c.certified_version, datasets.c.latest_business_date)
-                                   .where(datasets.c.id == batch.dataset_id)).one()
-            cond = (datasets.c.certified_version.is_(None) if expected_version is None
-                    else datasets.c.certified_version == expected_version)
+            current = conn.execute(
+                select(datasets.c.certified_version, datasets.c.latest_business_date).where(
+                    datasets.c.id == batch.dataset_id
+                )
+            ).one()
+            cond = (
+                datasets.c.certified_version.is_(None)
+                if expected_version is None
+                else datasets.c.certified_version == expected_version
+            )
             latest = current.latest_business_date
             if business_date is not None and (latest is None or business_date > latest):
                 latest = business_date  # a backfill adds rows; it never moves "current" backwards
-            quarantined = batch.rows_quarantined if batch.rows_quarantined is not None else 0
-            result = conn.execute(update(datasets).where(datasets.c.id == batch.dataset_id, cond).values(
-                certified_version=new_version, certified_at=at, certified_batch=batch.batch_id,
-                latest_business_date=latest, status="certified", status_reason=None, rows=rows,
-                quarantined=datasets.c.quarantined + quarantined, updated_at=at))
+            result = conn.execute(
+                update(datasets)
+                .where(datasets.c.id == batch.dataset_id, cond)
+                .values(
+                    certified_version=new_version,
+                    certified_at=at,
+                    certified_batch=batch.batch_id,
+                    latest_business_date=latest,
+                    status="certified",
+                    status_reason=None,
+                    rows=rows,
+                    updated_at=at,
+                )
+            )
             if result.rowcount != 1:
                 raise PublishConflict(
                     f"dataset {batch.dataset_id}: certified version moved from {expected_version} to "
                     f"{current.certified_version} while batch {batch.batch_id} was being published. "
-                    "Fix: rerun; the batch is re-published on top of the new version.")
-            conn.execute(update(batches).where(batches.c.id == batch.id).values(
-                outcome="certified", delta_version=new_version, finished_at=at))
-            conn.execute(update(batches).where(
-                batches.c.dataset_id == batch.dataset_id, batches.c.batch_id == batch.batch_id,
-                batches.c.id != batch.id, batches.c.outcome == "certified").values(outcome="replaced"))
-            conn.execute(insert(versions).values(dataset_id=batch.dataset_id, delta_version=new_version,
-                                                 batch_id=batch.batch_id, certified_at=at, rows=rows))
+                    "Fix: rerun; the batch is re-published on top of the new version."
+                )
+            conn.execute(
+                update(batches)
+                .where(batches.c.id == batch.id)
+                .values(outcome="certified", delta_version=new_version, finished_at=at)
+            )
+            conn.execute(
+                update(batches)
+                .where(
+                    batches.c.dataset_id == batch.dataset_id,
+                    batches.c.batch_id == batch.batch_id,
+                    batches.c.id != batch.id,
+                    batches.c.outcome == "certified",
+                )
+                .values(outcome="replaced")
+            )
+            conn.execute(
+                insert(versions).values(
+                    dataset_id=batch.dataset_id,
+                    delta_version=new_version,
+                    batch_id=batch.batch_id,
+                    certified_at=at,
+                    rows=rows,
+                )
+            )
+            quarantined = (
+                select(func.coalesce(func.sum(batches.c.rows_quarantined), 0))
+                .where(batches.c.dataset_id == batch.dataset_id, batches.c.outcome == "certified")
+                .scalar_subquery()
+            )
+            conn.execute(
+                update(datasets).where(datasets.c.id == batch.dataset_id).values(quarantined=quarantined)
+            )
         return at
 
 
 def _dataset_state(row: Any) -> DatasetState:
     return DatasetState(
-        id=row["id"], status=row["status"], status_reason=row["status_reason"],
-        certified_version=row["certified_version"], certified_at=_utc(row["certified_at"]),
-        certified_batch=row["certified_batch"], latest_business_date=row["latest_business_date"],
-        rows=int(row["rows"]), quarantined=int(row["quarantined"]), business_owner=row["business_owner"],
-        operations_owner=row["operations_owner"], contract_version=row["contract_version"],
+        id=row["id"],
+        status=row["status"],
+        status_reason=row["status_reason"],
+        certified_version=row["certified_version"],
+        certified_at=_utc(row["certified_at"]),
+        certified_batch=row["certified_batch"],
+        latest_business_date=row["latest_business_date"],
+        rows=int(row["rows"]),
+        quarantined=int(row["quarantined"]),
+        business_owner=row["business_owner"],
+        operations_owner=row["operations_owner"],
+        contract_version=row["contract_version"],
     )
 
 
 def _batch(row: Any) -> BatchRecord:
     return BatchRecord(
-        id=row["id"], dataset_id=row["dataset_id"], batch_id=row["batch_id"], checksum=row["checksum"],
-        source_file=row["source_file"], business_date=row["business_date"], rows_read=row["rows_read"],
-        rows_published=row["rows_published"], rows_quarantined=row["rows_quarantined"],
-        outcome=row["outcome"], reasons=json.loads(row["reasons"]) if row["reasons"] else [],
-        run_id=row["run_id"], delta_version=row["delta_version"],
+        id=row["id"],
+        dataset_id=row["dataset_id"],
+        batch_id=row["batch_id"],
+        checksum=row["checksum"],
+        source_file=row["source_file"],
+        business_date=row["business_date"],
+        rows_read=row["rows_read"],
+        rows_published=row["rows_published"],
+        rows_quarantined=row["rows_quarantined"],
+        outcome=row["outcome"],
+        reasons=json.loads(row["reasons"]) if row["reasons"] else [],
+        run_id=row["run_id"],
+        delta_version=row["delta_version"],
     )
 
 

@@ -1,11 +1,11 @@
 """Errors raised by ``governance``.
 
-    GovernanceError
-    ├── PublishConflict     another publisher moved the certified version first (rerun)
-    ├── PolicyError         a policy file is invalid (file, line, fix); the gateway refuses to start
-    ├── AccessDenied        an agent asked for something its policy does not allow (always audited)
-    │   └── AuthenticationError   unknown, forged, expired or revoked token
-    └── AuditError          the audit record could not be written, so no data is returned
+GovernanceError
+├── PublishConflict     another publisher moved the certified version first (rerun)
+├── PolicyError         a policy file is invalid (file, line, fix); the gateway refuses to start
+├── AccessDenied        an agent asked for something its policy does not allow (always audited)
+│   └── AuthenticationError   unknown, forged, expired or revoked token
+└── AuditError          the audit record could not be written, so no data is returned
 """
 
 

@@ -24,7 +24,9 @@ def load_with_lines(path: Path) -> tuple[Any, dict[PathKey, int]]:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise YamlSyntaxError(f"{where}: not valid YAML ({problem}). Fix the syntax at that position.") from exc
+        raise YamlSyntaxError(
+            f"{where}: not valid YAML ({problem}). Fix the syntax at that position."
+        ) from exc
     lines: dict[PathKey, int] = {}
     if node is not None:
         _index(node, (), lines)

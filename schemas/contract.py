@@ -189,7 +189,9 @@ def load_contract(path: str | Path) -> Contract:
     except YamlSyntaxError as exc:
         raise ContractError(path, [ContractProblem(1, str(exc), "")]) from exc
     except OSError as exc:
-        raise ContractError(path, [ContractProblem(1, f"cannot read: {exc.strerror}", "check the path")]) from exc
+        raise ContractError(
+            path, [ContractProblem(1, f"cannot read: {exc.strerror}", "check the path")]
+        ) from exc
     builder = _ContractBuilder(path, data, lines)
     return builder.build()
 
@@ -209,7 +211,9 @@ def load_contracts(folder: str | Path) -> list[Contract]:
     ids = [c.id for c in contracts]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
-        raise ContractError(folder, [ContractProblem(1, f"dataset id(s) {dupes} defined twice", "one file per dataset")])
+        raise ContractError(
+            folder, [ContractProblem(1, f"dataset id(s) {dupes} defined twice", "one file per dataset")]
+        )
     return sorted(contracts, key=lambda c: c.id)
 
 
@@ -225,7 +229,9 @@ class _ContractBuilder:
 
     def build(self) -> Contract:
         if not isinstance(self.data, dict):
-            raise ContractError(self.path, [ContractProblem(1, "a contract is a YAML mapping", "see docs/contracts.md")])
+            raise ContractError(
+                self.path, [ContractProblem(1, "a contract is a YAML mapping", "see docs/contracts.md")]
+            )
         self._check_odcs()
         contract = self._assay_rules()
         if self.problems or contract is None:
@@ -236,39 +242,56 @@ class _ContractBuilder:
         for err in sorted(_odcs_validator().iter_errors(self.data), key=lambda e: list(e.absolute_path)):
             where = tuple(err.absolute_path)
             loc = "/".join(str(p) for p in where) or "(top level)"
-            self.problem(where, f"ODCS v3.1: {loc}: {_short(err.message)}", "make the document valid ODCS v3.1")
+            self.problem(
+                where, f"ODCS v3.1: {loc}: {_short(err.message)}", "make the document valid ODCS v3.1"
+            )
 
     def _assay_rules(self) -> Contract | None:
         d = self.data
         cid = d.get("id")
         if not isinstance(cid, str) or not DATASET_ID.fullmatch(cid):
-            self.problem(("id",), f"dataset id {cid!r} is not lowercase 'domain.name' of [a-z0-9_]",
-                         "write e.g. id: erp.orders")
+            self.problem(
+                ("id",),
+                f"dataset id {cid!r} is not lowercase 'domain.name' of [a-z0-9_]",
+                "write e.g. id: erp.orders",
+            )
             return None
         domain, name = cid.split(".")
         if d.get("domain", domain) != domain:
-            self.problem(("domain",), f"domain {d.get('domain')!r} differs from the id's domain {domain!r}",
-                         f"write domain: {domain}")
+            self.problem(
+                ("domain",),
+                f"domain {d.get('domain')!r} differs from the id's domain {domain!r}",
+                f"write domain: {domain}",
+            )
         business, ops = self._owners()
         props = self._custom(d.get("customProperties"), ("customProperties",))
         source = self._source(props.get("source"), props_path=("customProperties",))
         tz = props.get("sourceTimezone", "UTC")
         if not isinstance(tz, str) or not _valid_timezone(tz):
-            self.problem(("customProperties",), f"sourceTimezone {tz!r} is not an IANA time zone",
-                         "write e.g. Europe/Berlin or UTC")
+            self.problem(
+                ("customProperties",),
+                f"sourceTimezone {tz!r} is not an IANA time zone",
+                "write e.g. Europe/Berlin or UTC",
+            )
             tz = "UTC"
         quarantine = props.get("quarantine", {}) or {}
         max_ratio = quarantine.get("maxRatio", 0.05) if isinstance(quarantine, dict) else None
         if not isinstance(max_ratio, int | float) or not 0 <= max_ratio <= 1:
-            self.problem(("customProperties",), f"quarantine.maxRatio {max_ratio!r} is not a ratio in [0, 1]",
-                         "write e.g. quarantine: {maxRatio: 0.05}")
+            self.problem(
+                ("customProperties",),
+                f"quarantine.maxRatio {max_ratio!r} is not a ratio in [0, 1]",
+                "write e.g. quarantine: {maxRatio: 0.05}",
+            )
             max_ratio = 0.0
         columns = self._columns()
         if source is not None and isinstance(source, DelimitedSource):
             self._check_controls(source, columns)
         if isinstance(source, SqlSource) and not any(c.primary_key for c in columns):
-            self.problem(("schema",), "a SQL source needs a primaryKey column to upsert by",
-                         "mark the key column with primaryKey: true")
+            self.problem(
+                ("schema",),
+                "a SQL source needs a primaryKey column to upsert by",
+                "mark the key column with primaryKey: true",
+            )
         if self.problems or source is None or business is None or ops is None:
             return None
         text = self.path.read_bytes()
@@ -302,14 +325,22 @@ class _ContractBuilder:
                 business = str(m.get("username"))
             elif role in OPERATIONS_ROLES and ops is None:
                 ops = str(m.get("username"))
-        for who, label, role in ((business, "business outcome owner", "businessOwner"),
-                                 (ops, "operations owner", "operationsOwner")):
+        for who, label, role in (
+            (business, "business outcome owner", "businessOwner"),
+            (ops, "operations owner", "operationsOwner"),
+        ):
             if who is None:
-                self.problem(("team",), f"no {label}: a dataset without both owners is never certified",
-                             f"add a team member with role: {role} (an email or team:name)")
+                self.problem(
+                    ("team",),
+                    f"no {label}: a dataset without both owners is never certified",
+                    f"add a team member with role: {role} (an email or team:name)",
+                )
             elif not _valid_owner(who):
-                self.problem(("team",), f"{label} {who!r} is neither an email nor 'team:name'",
-                             "write e.g. jane@example.com or team:erp-ops")
+                self.problem(
+                    ("team",),
+                    f"{label} {who!r} is neither an email nor 'team:name'",
+                    "write e.g. jane@example.com or team:erp-ops",
+                )
         return business, ops
 
     def _custom(self, items: Any, where: PathKey) -> dict[str, Any]:
@@ -319,8 +350,11 @@ class _ContractBuilder:
 
     def _source(self, raw: Any, props_path: PathKey) -> Source | None:
         if not isinstance(raw, dict):
-            self.problem(props_path, "no source: customProperties needs a 'source' entry",
-                         "add - property: source / value: {kind: delimited|sql, ...} (docs/contracts.md)")
+            self.problem(
+                props_path,
+                "no source: customProperties needs a 'source' entry",
+                "add - property: source / value: {kind: delimited|sql, ...} (docs/contracts.md)",
+            )
             return None
         kind = raw.get("kind")
         try:
@@ -339,14 +373,20 @@ class _ContractBuilder:
         if amount is not None:
             match = [c for c in columns if c.name == amount]
             if not match or match[0].decimal is None:
-                self.problem(("customProperties",), f"control amount column {amount!r} is not a decimal column",
-                             "name a column with physicalType decimal(p,s)")
+                self.problem(
+                    ("customProperties",),
+                    f"control amount column {amount!r} is not a decimal column",
+                    "name a column with physicalType decimal(p,s)",
+                )
 
     def _columns(self) -> list[Column]:
         objects = self.data.get("schema") or []
         if len(objects) != 1:
-            self.problem(("schema",), f"expected exactly one schema object, found {len(objects)}",
-                         "one contract describes one dataset: keep one entry under schema")
+            self.problem(
+                ("schema",),
+                f"expected exactly one schema object, found {len(objects)}",
+                "one contract describes one dataset: keep one entry under schema",
+            )
             return []
         props = objects[0].get("properties") or []
         columns: list[Column] = []
@@ -356,8 +396,11 @@ class _ContractBuilder:
             if col is None:
                 continue
             if col.name in seen:
-                self.problem(("schema", 0, "properties", i), f"column {col.name!r} declared twice",
-                             "give each property a distinct name")
+                self.problem(
+                    ("schema", 0, "properties", i),
+                    f"column {col.name!r} declared twice",
+                    "give each property a distinct name",
+                )
             seen.add(col.name)
             columns.append(col)
         if not columns and not self.problems:
@@ -367,49 +410,70 @@ class _ContractBuilder:
     def _column(self, p: dict[str, Any], where: PathKey) -> Column | None:
         name = p.get("name")
         if not isinstance(name, str) or not COLUMN_NAME.fullmatch(name):
-            self.problem((*where, "name"), f"column name {name!r} is not snake_case [a-z0-9_]",
-                         "map the source's name with physicalName and give a readable name, e.g. customer_tier")
+            self.problem(
+                (*where, "name"),
+                f"column name {name!r} is not snake_case [a-z0-9_]",
+                "map the source's name with physicalName and give a readable name, e.g. customer_tier",
+            )
             return None
         logical = p.get("logicalType", "string")
         if logical not in LOGICAL_TYPES:
-            self.problem((*where, "logicalType"), f"column {name!r}: logicalType {logical!r} is not supported",
-                         f"use one of {', '.join(LOGICAL_TYPES)}")
+            self.problem(
+                (*where, "logicalType"),
+                f"column {name!r}: logicalType {logical!r} is not supported",
+                f"use one of {', '.join(LOGICAL_TYPES)}",
+            )
             return None
         physical = str(p.get("physicalType", "")).strip()
         decimal = None
         if logical == "number":
             m = DECIMAL_TYPE.fullmatch(physical)
             if physical and not m and physical.lower() not in ("double", "float"):
-                self.problem((*where, "physicalType"),
-                             f"column {name!r}: physicalType {physical!r} is not decimal(p,s) or double",
-                             "money and quantities are decimal(precision,scale), e.g. decimal(12,2)")
+                self.problem(
+                    (*where, "physicalType"),
+                    f"column {name!r}: physicalType {physical!r} is not decimal(p,s) or double",
+                    "money and quantities are decimal(precision,scale), e.g. decimal(12,2)",
+                )
             if m:
                 precision, scale = int(m.group(1)), int(m.group(2))
                 if not 0 < precision <= 38 or scale > precision:
-                    self.problem((*where, "physicalType"), f"column {name!r}: {physical} is out of range",
-                                 "precision 1..38 and scale <= precision")
+                    self.problem(
+                        (*where, "physicalType"),
+                        f"column {name!r}: {physical} is out of range",
+                        "precision 1..38 and scale <= precision",
+                    )
                 decimal = (precision, scale)
         classification = str(p.get("classification", "internal")).lower()
         if classification not in CLASSIFICATIONS:
-            self.problem((*where, "classification"),
-                         f"column {name!r}: classification {classification!r} is not known",
-                         f"use one of {' < '.join(CLASSIFICATIONS)}")
+            self.problem(
+                (*where, "classification"),
+                f"column {name!r}: classification {classification!r} is not known",
+                f"use one of {' < '.join(CLASSIFICATIONS)}",
+            )
             classification = "restricted"
         custom = self._custom(p.get("customProperties"), (*where, "customProperties"))
         pii = custom.get("piiType")
         if pii is not None and pii not in PII_TYPES:
-            self.problem((*where, "customProperties"), f"column {name!r}: piiType {pii!r} is not known",
-                         f"use one of {', '.join(PII_TYPES)}")
+            self.problem(
+                (*where, "customProperties"),
+                f"column {name!r}: piiType {pii!r} is not known",
+                f"use one of {', '.join(PII_TYPES)}",
+            )
         if pii is not None and classification in ("public", "internal"):
-            self.problem((*where, "classification"),
-                         f"column {name!r} holds personal data ({pii}) but is classified {classification}",
-                         "classify personal data confidential or restricted")
+            self.problem(
+                (*where, "classification"),
+                f"column {name!r} holds personal data ({pii}) but is classified {classification}",
+                "classify personal data confidential or restricted",
+            )
         mask = custom.get("mask")
         if mask is None and pii is not None:
             mask = "hash"
         if mask is not None and mask not in MASKS:
-            self.problem((*where, "customProperties"), f"column {name!r}: mask {mask!r} is not known",
-                         f"use one of {', '.join(MASKS)}")
+            self.problem(
+                (*where, "customProperties"),
+                f"column {name!r}: mask {mask!r} is not known",
+                f"use one of {', '.join(MASKS)}",
+            )
         options = p.get("logicalTypeOptions") or {}
         rules = self._rules(name, logical, p, options, where)
         return Column(
@@ -426,7 +490,9 @@ class _ContractBuilder:
             rules=tuple(rules),
             description=str(p.get("description", "")),
             decimal=decimal,
-            format=options.get("format") if isinstance(options, dict) else None,
+            format=_strftime(str(options["format"]))
+            if logical in ("date", "timestamp") and isinstance(options, dict) and "format" in options
+            else None,
         )
 
     def _rules(self, name: str, logical: str, p: dict[str, Any], options: Any, where: PathKey) -> list[Rule]:
@@ -436,19 +502,38 @@ class _ContractBuilder:
         if p.get("unique") or p.get("primaryKey"):
             rules.append(Rule(f"{name}_unique", name, "unique", {}))
         if isinstance(options, dict):
-            for key, kind in (("minimum", "ge"), ("exclusiveMinimum", "gt"), ("maximum", "le"),
-                              ("exclusiveMaximum", "lt"), ("minLength", "min_length"),
-                              ("maxLength", "max_length"), ("pattern", "pattern")):
+            for key, kind in (
+                ("minimum", "ge"),
+                ("exclusiveMinimum", "gt"),
+                ("maximum", "le"),
+                ("exclusiveMaximum", "lt"),
+                ("minLength", "min_length"),
+                ("maxLength", "max_length"),
+                ("pattern", "pattern"),
+            ):
                 if key in options:
                     value = options[key]
                     if kind == "pattern":
                         try:
-                            re.compile(value)
+                            re.compile(str(value))
+                            if not isinstance(value, str):
+                                raise re.error("not a string")
                         except re.error as exc:
-                            self.problem((*where, "logicalTypeOptions", key),
-                                         f"column {name!r}: pattern is not a valid regex ({exc})",
-                                         "fix the regular expression")
+                            self.problem(
+                                (*where, "logicalTypeOptions", key),
+                                f"column {name!r}: pattern is not a valid regex ({exc})",
+                                "fix the regular expression",
+                            )
                             continue
+                    elif kind != "pattern" and (
+                        not isinstance(value, int | float) or isinstance(value, bool)
+                    ):
+                        self.problem(
+                            (*where, "logicalTypeOptions", key),
+                            f"column {name!r}: {key} {value!r} is not a number",
+                            f"write e.g. {key}: 0",
+                        )
+                        continue
                     rules.append(Rule(f"{name}_{kind}", name, kind, {"value": value}))
         for j, q in enumerate(p.get("quality") or []):
             rule = self._quality_rule(name, q, (*where, "quality", j))
@@ -461,29 +546,67 @@ class _ContractBuilder:
         args = q.get("arguments") or {}
         severity = str(q.get("severity", "error")).lower()
         if severity not in SEVERITIES:
-            self.problem((*where, "severity"), f"severity {severity!r} is not error or warning",
-                         "write severity: error (blocks certification) or warning")
+            self.problem(
+                (*where, "severity"),
+                f"severity {severity!r} is not error or warning",
+                "write severity: error (blocks certification) or warning",
+            )
             severity = "error"
         max_ratio = _tolerance(q)
         rule_name = str(q.get("name") or f"{name}_{metric}")
         if not re.fullmatch(r"[a-z0-9_]+", rule_name):
-            self.problem((*where, "name"), f"quality rule name {rule_name!r} is not [a-z0-9_]",
-                         "name it in snake_case; it becomes a Dagster check name")
-        common = {"severity": severity, "max_ratio": max_ratio, "description": str(q.get("description", ""))}
+            self.problem(
+                (*where, "name"),
+                f"quality rule name {rule_name!r} is not [a-z0-9_]",
+                "name it in snake_case; it becomes a Dagster check name",
+            )
+        description = str(q.get("description", ""))
         if metric == "invalidValues":
             if "validValues" in args:
-                return Rule(rule_name, name, "in_set", {"values": list(args["validValues"])}, **common)
+                return Rule(
+                    rule_name,
+                    name,
+                    "in_set",
+                    {"values": list(args["validValues"])},
+                    severity=severity,
+                    max_ratio=max_ratio,
+                    description=description,
+                )
             if "pattern" in args:
-                return Rule(rule_name, name, "pattern", {"value": str(args["pattern"])}, **common)
-            self.problem((*where, "arguments"), "invalidValues needs arguments.validValues or arguments.pattern",
-                         "add arguments: {validValues: [...]}")
+                return Rule(
+                    rule_name,
+                    name,
+                    "pattern",
+                    {"value": str(args["pattern"])},
+                    severity=severity,
+                    max_ratio=max_ratio,
+                    description=description,
+                )
+            self.problem(
+                (*where, "arguments"),
+                "invalidValues needs arguments.validValues or arguments.pattern",
+                "add arguments: {validValues: [...]}",
+            )
             return None
         if metric in ("nullValues", "missingValues"):
-            return Rule(rule_name, name, "not_null", {}, **common)
+            return Rule(
+                rule_name,
+                name,
+                "not_null",
+                {},
+                severity=severity,
+                max_ratio=max_ratio,
+                description=description,
+            )
         if metric == "duplicateValues":
-            return Rule(rule_name, name, "unique", {}, **common)
-        self.problem((*where, "metric"), f"quality metric {metric!r} is not supported on a column",
-                     "use invalidValues, nullValues, missingValues or duplicateValues")
+            return Rule(
+                rule_name, name, "unique", {}, severity=severity, max_ratio=max_ratio, description=description
+            )
+        self.problem(
+            (*where, "metric"),
+            f"quality metric {metric!r} is not supported on a column",
+            "use invalidValues, nullValues, missingValues or duplicateValues",
+        )
         return None
 
 
@@ -500,8 +623,22 @@ def _tolerance(q: dict[str, Any]) -> float | None:
 
 
 def _delimited(raw: dict[str, Any]) -> DelimitedSource:
-    known = {"kind", "path", "pattern", "encoding", "delimiter", "quote", "decimalSeparator", "thousandsSeparator",
-             "dateFormat", "timestampFormat", "emptyDates", "recordTypes", "header", "trailer"}
+    known = {
+        "kind",
+        "path",
+        "pattern",
+        "encoding",
+        "delimiter",
+        "quote",
+        "decimalSeparator",
+        "thousandsSeparator",
+        "dateFormat",
+        "timestampFormat",
+        "emptyDates",
+        "recordTypes",
+        "header",
+        "trailer",
+    }
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"unknown option(s) {unknown}")
@@ -527,9 +664,13 @@ def _delimited(raw: dict[str, Any]) -> DelimitedSource:
         timestamp_format=_strftime(str(raw.get("timestampFormat", "YYYY-MM-DDTHH:MI:SS"))),
         empty_dates=tuple(str(x) for x in raw.get("emptyDates", ["00000000"])),
         record_types=RecordTypes(
-            field=int(rt.get("field", 0)), header=str(rt.get("header", "H")),
-            detail=str(rt.get("detail", "D")), trailer=str(rt.get("trailer", "T")),
-        ) if isinstance(rt, dict) else None,
+            field=int(rt.get("field", 0)),
+            header=str(rt.get("header", "H")),
+            detail=str(rt.get("detail", "D")),
+            trailer=str(rt.get("trailer", "T")),
+        )
+        if isinstance(rt, dict)
+        else None,
         controls=Controls(
             batch_id_field=header.get("batchId"),
             business_date_field=header.get("businessDate"),
@@ -540,11 +681,25 @@ def _delimited(raw: dict[str, Any]) -> DelimitedSource:
     )
 
 
-_FORMAT_TOKENS = (("YYYY", "%Y"), ("MM", "%m"), ("DD", "%d"), ("HH", "%H"), ("MI", "%M"), ("SS", "%S"))
+_FORMAT_TOKENS = (
+    ("YYYY", "%Y"),
+    ("yyyy", "%Y"),
+    ("MM", "%m"),
+    ("DD", "%d"),
+    ("dd", "%d"),
+    ("HH", "%H"),
+    ("MI", "%M"),
+    ("mm", "%M"),
+    ("SS", "%S"),
+    ("ss", "%S"),
+)
 
 
 def _strftime(fmt: str) -> str:
-    """Contract date formats are written as data owners know them (``YYYYMMDD``, ``DD.MM.YYYY``)."""
+    """Contract date formats are written as data owners know them (``YYYYMMDD``, ``DD.MM.YYYY``).
+
+    ODCS's Java-style ``yyyy-MM-dd`` works too; ``MM`` is always the month and ``MI`` or ``mm`` the minutes.
+    """
     if "%" in fmt:
         return fmt
     for token, code in _FORMAT_TOKENS:

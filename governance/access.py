@@ -1,0 +1,432 @@
+"""The in-process agent client: identity, then policy, then a masked view, then the agent's query, then audit.
+
+For trusted code in the same process as the catalog (untrusted agents go through the gateway server).
+Every call, allowed or denied, appends exactly one audit record before anything is returned; if the
+record cannot be written the call raises :class:`AuditError` and returns nothing.
+
+A read sees only the policy view of the dataset's certified Delta version::
+
+    scan at datasets.certified_version
+      -> keep the contract's columns (internal ``_`` columns and undeclared ones dropped)
+      -> withhold columns above the level's cap or denied by policy
+      -> mask personal data (intern, junior)
+      -> the policy's row_filter (over the masked view)
+      -> the agent's where (over the masked view, only its columns), columns, limit
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from governance import audit
+from governance.catalog import Catalog, DatasetState
+from governance.errors import AccessDenied, AuthenticationError, GovernanceError
+from governance.identity import AGENT_NAME, Agent, authenticate
+from governance.masks import ColumnPlan, column_plan, mask_expr, purpose_key
+from governance.policy import DEFAULT_POLICY_DIR, Grant, load_policy
+from governance.store import Store
+from schemas.contract import COLUMN_NAME, DATASET_ID, Contract, load_contracts
+
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10_000
+MAX_WHERE_CHARS = 4000
+MIN_KEY_BYTES = 16
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """Rows an agent may see, and where they came from.
+
+    ``provenance`` holds ``dataset``, ``version``, ``certified_at`` (ISO 8601), ``purpose``, ``masks``
+    (returned column -> mask), ``withheld`` (columns left out), ``row_filter`` (whether the policy
+    filtered rows), ``limit`` and ``rows``.
+    """
+
+    frame: pl.DataFrame
+    provenance: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A dataset the agent may read: its certified state, contract and the agent's grant."""
+
+    state: DatasetState
+    version: int
+    contract: Contract
+    grant: Grant
+
+
+class _Denied(Exception):
+    """Internal: which rule denied a call, with a reason that never carries a protected value."""
+
+    def __init__(self, rule: str, reason: str) -> None:
+        super().__init__(reason)
+        self.rule = rule
+        self.reason = reason
+
+
+def connect(
+    store: Store,
+    agent: str,
+    token: str,
+    *,
+    contracts_dir: str | Path,
+    policy_path: str | Path = DEFAULT_POLICY_DIR,
+    audit_key: bytes,
+) -> Client:
+    """Authenticate ``agent`` and return its client; a failed attempt is audited as a deny and raises.
+
+    ``audit_key`` (at least 16 random bytes, kept secret) keys the hashes of ``where`` literals in the
+    audit log and, derived per purpose, the ``hash`` mask. Invalid policy or contract files raise
+    :class:`PolicyError` / ``ContractError`` before anyone is authenticated.
+    """
+    if not isinstance(audit_key, bytes) or len(audit_key) < MIN_KEY_BYTES:
+        raise GovernanceError(
+            f"audit_key must be at least {MIN_KEY_BYTES} bytes. Fix: generate one with secrets.token_bytes(32)."
+        )
+    engine = store.engine()
+    catalog = Catalog(engine)
+    policy = load_policy(policy_path)
+    contracts = {c.id: c for c in load_contracts(contracts_dir)}
+    actor = agent if isinstance(agent, str) and AGENT_NAME.fullmatch(agent) else "<invalid-name>"
+    try:
+        identity = authenticate(engine, agent, token)
+    except AuthenticationError as exc:
+        audit.append(
+            engine,
+            actor=actor,
+            action="connect",
+            dataset=None,
+            decision="deny",
+            detail={"rule": "identity", "reason": str(exc)},
+        )
+        raise
+    grant = policy.grant_for(identity.name)
+    detail = {
+        "level": identity.level,
+        "token_id": identity.token_id,
+        "purpose": grant.purpose if grant else None,
+        "policy": grant.source if grant else None,
+        "reason": None,
+    }
+    audit.append(engine, actor=identity.name, action="connect", dataset=None, decision="allow", detail=detail)
+    return Client(
+        store=store, catalog=catalog, agent=identity, grant=grant, contracts=contracts, audit_key=audit_key
+    )
+
+
+class Client:
+    """An authenticated agent's door to certified data. Build with :func:`connect`."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        catalog: Catalog,
+        agent: Agent,
+        grant: Grant | None,
+        contracts: dict[str, Contract],
+        audit_key: bytes,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.agent = agent
+        self.grant = grant
+        self._contracts = contracts
+        self._audit_key = audit_key
+        self._scans: dict[tuple[str, int], tuple[pl.LazyFrame, pl.Schema]] = {}
+
+    # -- the three calls --------------------------------------------------------------------------
+    def datasets(self) -> list[dict[str, Any]]:
+        """The certified datasets this agent's policy grants, newest facts from the catalog."""
+        try:
+            grant = self._grant()
+        except _Denied as denied:
+            raise self._deny("datasets", None, denied, {}) from None
+        listed = [
+            _summary(state, self._contracts[state.id])
+            for state in self.catalog.datasets()
+            if state.certified_version is not None
+            and grant.allows_dataset(state.id)
+            and state.id in self._contracts
+        ]
+        detail = {"purpose": grant.purpose, "datasets": [d["id"] for d in listed], "reason": None}
+        self._audit("datasets", None, "allow", detail)
+        return listed
+
+    def describe(self, dataset: str) -> dict[str, Any]:
+        """The columns this agent would see of ``dataset``: type, classification, mask or withheld."""
+        try:
+            target = self._target(dataset)
+            view, plan = self._view(target)
+            schema = view.collect_schema()
+        except _Denied as denied:
+            raise self._deny("describe", dataset, denied, {}) from None
+        columns = []
+        for column in target.contract.columns:
+            if column.name not in plan.shown and column.name not in plan.withheld:
+                continue  # declared but not stored in this version
+            shown = column.name in plan.shown
+            columns.append(
+                {
+                    "name": column.name,
+                    "type": str(schema[column.name]) if shown else column.logical_type,
+                    "classification": column.classification,
+                    "pii": column.pii,
+                    "mask": plan.masks.get(column.name),
+                    "withheld": plan.withheld.get(column.name),
+                    "description": column.description,
+                }
+            )
+        description = {
+            **_summary(target.state, target.contract),
+            "purpose": target.grant.purpose,
+            "row_filter": target.grant.row_filter is not None,
+            "columns": columns,
+        }
+        detail = {
+            "purpose": target.grant.purpose,
+            "version": target.version,
+            "columns": list(plan.shown),
+            "withheld": sorted(plan.withheld),
+            "masks": plan.masks,
+            "reason": None,
+        }
+        self._audit("describe", dataset, "allow", detail)
+        return description
+
+    def read(
+        self,
+        dataset: str,
+        columns: Sequence[str] | None = None,
+        where: str | None = None,
+        limit: int | None = None,
+    ) -> ReadResult:
+        """Rows of ``dataset``'s certified version through this agent's policy view.
+
+        ``where`` is a SQL boolean expression over the view's columns (as masked); ``limit`` defaults
+        to 1000 and is capped at 10000. Raises :class:`AccessDenied` naming the rule that denied.
+        """
+        detail: dict[str, Any] = {
+            "columns": self._safe_names(columns),
+            "where": audit.redact_sql(self._audit_key, where) if isinstance(where, str) else None,
+            "limit": limit if isinstance(limit, int) else None,
+        }
+        try:
+            target = self._target(dataset)
+            rows_cap = _limit(limit)
+            view, plan = self._view(target)
+            selected = _selected(columns, plan, dataset, self.agent)
+            if where is not None:
+                view = view.filter(_where(where, plan))
+            frame = _collect(view.select(selected).head(rows_cap))
+        except _Denied as denied:
+            raise self._deny("read", dataset, denied, detail) from None
+        masks = {c: plan.masks[c] for c in selected if c in plan.masks}
+        provenance = {
+            "dataset": dataset,
+            "version": target.version,
+            "certified_at": target.state.certified_at.isoformat() if target.state.certified_at else None,
+            "purpose": target.grant.purpose,
+            "masks": masks,
+            "withheld": sorted(plan.withheld),
+            "row_filter": target.grant.row_filter is not None,
+            "limit": rows_cap,
+            "rows": frame.height,
+        }
+        detail.update(
+            purpose=target.grant.purpose,
+            version=target.version,
+            columns=selected,
+            withheld=provenance["withheld"],
+            masks=masks,
+            rows=frame.height,
+            limit=rows_cap,
+            row_filter=provenance["row_filter"],
+            reason=None,
+        )
+        self._audit("read", dataset, "allow", detail)
+        return ReadResult(frame=frame, provenance=provenance)
+
+    # -- gates --------------------------------------------------------------------------------------
+    def _grant(self) -> Grant:
+        if self.grant is None:
+            raise _Denied(
+                "policy",
+                f"agent {self.agent.name} has no policy entry, so it reads nothing (deny by default). "
+                "Fix: ask the governance officer to add it under 'agents:' in the policy.",
+            )
+        return self.grant
+
+    def _target(self, dataset: str) -> _Target:
+        if not isinstance(dataset, str) or not DATASET_ID.fullmatch(dataset):
+            raise _Denied(
+                "dataset_id", "the dataset id is not 'domain.name' of [a-z0-9_]. Fix: e.g. erp.orders."
+            )
+        grant = self._grant()
+        if not grant.allows_dataset(dataset):
+            raise _Denied(
+                "policy", f"dataset {dataset} is not granted to agent {self.agent.name} by {grant.source}."
+            )
+        state = self.catalog.dataset(dataset)
+        if state is None or state.certified_version is None:
+            raise _Denied(
+                "certified", f"dataset {dataset} has no certified version; only certified data is readable."
+            )
+        contract = self._contracts.get(dataset)
+        if contract is None:
+            raise _Denied("contract", f"dataset {dataset} has no contract, so its classification is unknown.")
+        return _Target(state=state, version=state.certified_version, contract=contract, grant=grant)
+
+    def _view(self, target: _Target) -> tuple[pl.LazyFrame, ColumnPlan]:
+        """The policy view: certified version, contract columns, withheld, masked, policy-filtered."""
+        base, schema = self._scan(target.state.id, target.version)
+        present = {name for name in schema.names() if not name.startswith("_")}
+        plan = column_plan(target.contract, self.agent.level, target.grant, present)
+        key = purpose_key(self._audit_key, target.grant.purpose)
+        exprs = [
+            mask_expr(name, plan.masks[name], schema[name], key).alias(name)
+            if name in plan.masks
+            else pl.col(name)
+            for name in plan.shown
+        ]
+        view = base.select(exprs)
+        row_filter = target.grant.row_filter_expr()
+        if row_filter is not None:
+            if not set(row_filter.meta.root_names()) <= set(plan.shown):
+                raise _Denied(
+                    "row_filter",
+                    f"the policy's row_filter for agent {self.agent.name} tests a column this agent does not "
+                    f"see in {target.state.id}, so no row can be shown. Fix the row_filter at {target.grant.source}.",
+                )
+            view = view.filter(row_filter)
+        return view, plan
+
+    def _scan(self, dataset: str, version: int) -> tuple[pl.LazyFrame, pl.Schema]:
+        """The Delta table at exactly ``version``; cached, since a version never changes."""
+        cached = self._scans.get((dataset, version))
+        if cached is None:
+            try:
+                frame = pl.scan_delta(str(self.store.table_path(dataset)), version=version)
+                cached = (frame, frame.collect_schema())
+            except Exception:  # a missing table or version; the driver's message is not passed on
+                raise _Denied(
+                    "storage",
+                    f"dataset {dataset}: certified version {version} cannot be read from the warehouse.",
+                ) from None
+            self._scans[(dataset, version)] = cached
+        return cached
+
+    # -- audit ----------------------------------------------------------------------------------------
+    def _audit(self, action: str, dataset: str | None, decision: str, detail: dict[str, Any]) -> None:
+        audit.append(
+            self.catalog.engine,
+            actor=self.agent.name,
+            action=action,
+            dataset=dataset if isinstance(dataset, str) and DATASET_ID.fullmatch(dataset) else None,
+            decision=decision,
+            detail=detail,
+        )
+
+    def _deny(
+        self, action: str, dataset: str | None, denied: _Denied, detail: dict[str, Any]
+    ) -> AccessDenied:
+        """Audit a deny (raising :class:`AuditError` if that fails) and build the error to raise."""
+        self._audit(action, dataset, "deny", {**detail, "rule": denied.rule, "reason": denied.reason})
+        return AccessDenied(f"{action} denied by rule '{denied.rule}': {denied.reason}")
+
+    def _safe_names(self, columns: Sequence[str] | None) -> list[str] | None:
+        """Requested column names for the audit log; anything that is not a column name is hashed."""
+        if columns is None or isinstance(columns, str) or not isinstance(columns, Sequence):
+            return None
+        return [
+            c if isinstance(c, str) and COLUMN_NAME.fullmatch(c) else audit.literal_hash(self._audit_key, c)
+            for c in columns
+        ]
+
+
+def _summary(state: DatasetState, contract: Contract) -> dict[str, Any]:
+    return {
+        "id": state.id,
+        "description": contract.description,
+        "version": state.certified_version,
+        "certified_at": state.certified_at.isoformat() if state.certified_at else None,
+        "status": state.status,
+        "rows": state.rows,
+        "latest_business_date": state.latest_business_date.isoformat()
+        if state.latest_business_date
+        else None,
+        "contract_version": contract.version,
+        "business_owner": state.business_owner,
+        "operations_owner": state.operations_owner,
+    }
+
+
+def _limit(limit: int | None) -> int:
+    if limit is None:
+        return DEFAULT_LIMIT
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise _Denied("limit", "limit must be a whole number of rows, 0 or more.")
+    return min(limit, MAX_LIMIT)
+
+
+def _selected(columns: Sequence[str] | None, plan: ColumnPlan, dataset: str, agent: Agent) -> list[str]:
+    """The columns to return; asking for a withheld or unknown column denies the whole call."""
+    if columns is None:
+        return list(plan.shown)
+    if isinstance(columns, str) or not isinstance(columns, Sequence) or not columns:
+        raise _Denied("columns", "columns must be a non-empty list of column names.")
+    selected: list[str] = []
+    for name in columns:
+        if not isinstance(name, str) or not COLUMN_NAME.fullmatch(name):
+            raise _Denied("columns", "a requested column name is not a column name ([a-z_][a-z0-9_]*).")
+        if name in plan.withheld:
+            why = (
+                f"its classification is above the {agent.level} level's cap"
+                if plan.withheld[name] == "classification"
+                else "the agent's policy denies it"
+            )
+            rule = "classification" if plan.withheld[name] == "classification" else "policy_columns"
+            raise _Denied(rule, f"column {name} of {dataset} is withheld from agent {agent.name}: {why}.")
+        if name not in plan.shown:
+            raise _Denied("columns", f"column {name} is not a column of {dataset}.")
+        if name not in selected:
+            selected.append(name)
+    return selected
+
+
+def _where(where: str, plan: ColumnPlan) -> pl.Expr:
+    """Compile the agent's filter; it may only test columns of its (masked) view."""
+    if not isinstance(where, str) or not where.strip() or len(where) > MAX_WHERE_CHARS:
+        raise _Denied(
+            "where", f"where must be a SQL boolean expression of at most {MAX_WHERE_CHARS} characters."
+        )
+    try:
+        expr = pl.sql_expr(where)
+    except Exception:  # polars raises several error types for unparsable SQL; their text may echo values
+        raise _Denied("where", "where does not parse as a SQL boolean expression.") from None
+    if expr.meta.has_multiple_outputs():
+        raise _Denied("where", "where must be one boolean expression over named columns.")
+    outside = sorted(set(expr.meta.root_names()) - set(plan.shown))
+    if outside:
+        names = [n if COLUMN_NAME.fullmatch(n) else "(not a column name)" for n in outside]
+        withheld = [n for n in outside if n in plan.withheld]
+        why = "withheld from this agent" if withheld else "not in this agent's view"
+        raise _Denied("where", f"where tests {', '.join(names)}, {why}; it may only test the view's columns.")
+    return expr
+
+
+def _collect(query: pl.LazyFrame) -> pl.DataFrame:
+    try:
+        return query.collect()
+    except (
+        pl.exceptions.PolarsError
+    ) as exc:  # e.g. comparing text to a number; polars' message may echo values
+        raise _Denied(
+            "query", f"the query could not run ({type(exc).__name__}); check the where clause's types."
+        ) from None

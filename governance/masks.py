@@ -1,0 +1,122 @@
+"""What each autonomy level sees of a column: shown, masked, or withheld; and the masks as polars expressions.
+
+Rules, per column of a dataset's contract:
+
+- **withheld** (not in the view at all): its classification ranks above the level's cap
+  (:data:`governance.identity.LEVEL_CAP`), or the agent's policy denies it.
+- **masked** with the contract's mask: it holds personal data (``pii`` set) and the level is
+  ``intern`` or ``junior``. Contracts classify personal data ``confidential`` or higher, so for an
+  ``intern`` such columns are withheld before masking matters; a ``senior`` sees them unmasked.
+- shown as stored otherwise.
+
+Masks are vectorised expressions, except ``hash``: keyed HMAC-SHA256 has no polars kernel, so it runs
+per value in Python through an element-wise ``map_batches`` (marked element-wise, so filters and limits
+are still pushed below it and only the rows an agent gets are hashed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from governance.identity import LEVEL_CAP
+from governance.policy import Grant
+from schemas.contract import Column, Contract, classification_rank
+
+MASKED_LEVELS = ("intern", "junior")
+REDACTED = "[REDACTED]"
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """For one agent and dataset: the columns shown (in contract order), their masks, and those withheld."""
+
+    shown: tuple[str, ...]
+    masks: dict[str, str] = field(default_factory=dict)
+    withheld: dict[str, str] = field(default_factory=dict)  # column -> "classification" | "policy"
+
+
+def column_plan(contract: Contract, level: str, grant: Grant, present: set[str] | None = None) -> ColumnPlan:
+    """Apply the level's cap, the grant's column lists and the masking rule to every contract column.
+
+    ``present`` limits the plan to the columns the stored table actually has.
+    """
+    cap = classification_rank(LEVEL_CAP[level])
+    shown: list[str] = []
+    masks: dict[str, str] = {}
+    withheld: dict[str, str] = {}
+    for column in contract.columns:
+        if present is not None and column.name not in present:
+            continue
+        if classification_rank(column.classification) > cap:
+            withheld[column.name] = "classification"
+        elif not grant.allows_column(column.name):
+            withheld[column.name] = "policy"
+        else:
+            shown.append(column.name)
+            mask = column_mask(column, level)
+            if mask is not None:
+                masks[column.name] = mask
+    return ColumnPlan(shown=tuple(shown), masks=masks, withheld=withheld)
+
+
+def column_mask(column: Column, level: str) -> str | None:
+    """The mask this level gets for a shown column, or None when it sees the stored value."""
+    if column.pii is None or level not in MASKED_LEVELS:
+        return None
+    mask = column.mask or "hash"
+    return None if mask == "none" else mask
+
+
+def purpose_key(secret: bytes, purpose: str) -> bytes:
+    """The hash mask's key for one purpose: equal values join within a purpose, never across purposes."""
+    return hmac.new(secret, b"assay-mask:" + purpose.encode("utf-8"), hashlib.sha256).digest()
+
+
+def mask_expr(name: str, mask: str, dtype: pl.DataType, key: bytes) -> pl.Expr:
+    """The expression that replaces column ``name`` (of ``dtype``) with its masked form; nulls stay null."""
+    col = pl.col(name)
+    if mask == "redact":
+        if dtype == pl.String:
+            return pl.when(col.is_null()).then(None).otherwise(pl.lit(REDACTED)).alias(name)
+        return _null(name)
+    if mask == "hash":
+        return col.cast(pl.String).map_batches(_hmac_series(key), return_dtype=pl.String, is_elementwise=True)
+    if mask == "partial":
+        return _partial(col.cast(pl.String)).alias(name)
+    if mask == "null":
+        return _null(name)
+    if mask == "month":
+        if dtype.is_temporal() and dtype != pl.Time and dtype != pl.Duration:
+            return col.dt.truncate("1mo").alias(name)
+        return _null(name)  # nothing date-like to truncate: show nothing rather than the value
+    if mask == "none":
+        return col
+    raise ValueError(f"column {name}: mask {mask!r} is not known")
+
+
+def _null(name: str) -> pl.Expr:
+    """Null of the column's own type."""
+    return pl.when(pl.lit(False)).then(pl.col(name)).alias(name)
+
+
+def _partial(s: pl.Expr) -> pl.Expr:
+    """Keep the last 4 characters and star the rest; values of 4 characters or fewer are starred whole."""
+    n = s.str.len_chars()
+    stars = pl.lit("*").repeat_by(n).list.join("")
+    return pl.when(n > 4).then(s.str.slice(-4).str.pad_start(n, "*")).otherwise(stars)
+
+
+def _hmac_series(key: bytes) -> Callable[[pl.Series], pl.Series]:
+    def hash_values(values: pl.Series) -> pl.Series:
+        out = [
+            None if v is None else hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+            for v in values.to_list()
+        ]
+        return pl.Series(values.name, out, dtype=pl.String)
+
+    return hash_values

@@ -1,0 +1,172 @@
+"""Write-audit-publish: a batch becomes visible only as a certified Delta version.
+
+1. **Reconcile**: if the table's newest Delta version is not the certified one (a crash left an
+   uncertified commit behind), restore the certified state first, so nothing uncertified is built on.
+2. **Write** the batch's valid rows as one Delta commit: a file batch replaces its predecessor's rows
+   by predicate on ``_batch_id`` (a re-sent batch never duplicates); a SQL batch upserts by key.
+3. **Audit** the staged version: the batch's row count in the table equals the rows published, and
+   the table's schema matches the contract (pandera, schema level).
+4. **Publish**: one catalog transaction compare-and-swaps the certified version.
+
+A crash between any two steps leaves the previous certified version current; the next run redoes
+the batch on top of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+
+from governance.catalog import BatchRecord, Catalog
+from governance.errors import GovernanceError
+from schemas.validate import CompiledContract, schema_problems
+
+BATCH_COLUMN = "_batch_id"
+Checkpoint = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Published:
+    version: int
+    certified_at: datetime
+    rows: int
+
+
+@dataclass(frozen=True)
+class StagingFailed:
+    version: int
+    problems: list[str]
+
+
+def _no_checkpoint(stage: str) -> None:
+    return None
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def reconcile_orphans(table: Path, certified: int | None) -> int | None:
+    """Undo Delta commits newer than the certified version; return the version now current."""
+    if not DeltaTable.is_deltatable(str(table)):
+        return None
+    dt = DeltaTable(str(table))
+    if certified is None:
+        if dt.count() > 0:
+            dt.delete(commit_properties=_props({"assay.action": "discard-uncertified"}))
+        return DeltaTable(str(table)).version()
+    if dt.version() != certified:
+        dt.restore(
+            certified,
+            commit_properties=_props(
+                {"assay.action": "restore-certified", "assay.certified": str(certified)}
+            ),
+        )
+    return DeltaTable(str(table)).version()
+
+
+def _props(meta: dict[str, str]) -> CommitProperties:
+    # Commit metadata holds ids only, never row values.
+    return CommitProperties(custom_metadata=meta)
+
+
+def stage(
+    table: Path,
+    frame: pl.DataFrame,
+    batch: BatchRecord,
+    *,
+    mode: Literal["replace", "upsert"],
+    key: list[str],
+) -> int:
+    """Write ``frame`` (valid rows) as one Delta commit tagged with the batch; return its version."""
+    data = frame.with_columns(pl.lit(batch.batch_id, pl.String).alias(BATCH_COLUMN)).to_arrow()
+    meta = {"assay.batch": batch.batch_id, "assay.checksum": batch.checksum, "assay.run": batch.run_id or ""}
+    if not DeltaTable.is_deltatable(str(table)):
+        table.parent.mkdir(parents=True, exist_ok=True)
+        write_deltalake(str(table), data, mode="append", commit_properties=_props(meta))
+    elif mode == "replace":
+        write_deltalake(
+            str(table),
+            data,
+            mode="overwrite",
+            predicate=f"{BATCH_COLUMN} = {_quote(batch.batch_id)}",
+            commit_properties=_props(meta),
+        )
+    else:
+        on = " AND ".join(f"t.{k} = s.{k}" for k in key)
+        (
+            DeltaTable(str(table))
+            .merge(data, predicate=on, source_alias="s", target_alias="t", commit_properties=_props(meta))
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
+        )
+    return DeltaTable(str(table)).version()
+
+
+def audit_staged(
+    table: Path, version: int, batch: BatchRecord, compiled: CompiledContract, rows_published: int
+) -> list[str]:
+    """Blocking checks on the staged version; an empty list means it may be certified."""
+    staged = pl.scan_delta(str(table), version=version)
+    problems = schema_problems(compiled, staged)
+    in_table = staged.filter(pl.col(BATCH_COLUMN) == batch.batch_id).select(pl.len()).collect().item()
+    if in_table != rows_published:
+        problems.append(
+            f"staged version {version} holds {in_table} rows of batch {batch.batch_id}, "
+            f"expected {rows_published}. Fix: rerun; the batch is re-staged from its landed file."
+        )
+    return problems
+
+
+def table_rows(table: Path, version: int) -> int:
+    return int(pl.scan_delta(str(table), version=version).select(pl.len()).collect().item())
+
+
+def write_audit_publish(
+    catalog: Catalog,
+    table: Path,
+    compiled: CompiledContract,
+    batch: BatchRecord,
+    valid: pl.DataFrame,
+    *,
+    rows_read: int,
+    rows_quarantined: int,
+    mode: Literal["replace", "upsert"],
+    checkpoint: Checkpoint = _no_checkpoint,
+) -> Published | StagingFailed:
+    """Stage, audit and certify one batch's valid rows (see the module docstring)."""
+    contract = compiled.contract
+    state = catalog.dataset(contract.id)
+    if state is None:
+        raise GovernanceError(
+            f"dataset {contract.id} is not registered in the catalog. Fix: run it through "
+            "the pipeline, which registers every contract."
+        )
+    certified = state.certified_version
+    reconcile_orphans(table, certified)
+    version = stage(table, valid, batch, mode=mode, key=contract.primary_key)
+    catalog.stage_batch(
+        batch,
+        delta_version=version,
+        rows_read=rows_read,
+        rows_published=valid.height,
+        rows_quarantined=rows_quarantined,
+    )
+    checkpoint("staged")
+    problems = audit_staged(table, version, batch, compiled, valid.height)
+    if problems:
+        return StagingFailed(version, problems)
+    checkpoint("audited")
+    rows = table_rows(table, version)
+    at = catalog.certify(
+        batch, expected_version=certified, new_version=version, rows=rows, business_date=batch.business_date
+    )
+    checkpoint("certified")
+    return Published(version=version, certified_at=at, rows=rows)

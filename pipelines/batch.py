@@ -1,0 +1,424 @@
+"""One batch, from landed delivery to certified version or rejection: the flow the assets run.
+
+Plain functions (no Dagster here) so the CLI, the assets and the tests share one path:
+``land_*`` keeps the delivery immutable under ``ASSAY_HOME/landing``; :func:`process` validates
+every row, quarantines what fails, runs the batch checks and writes, audits and publishes.
+Invariant checked on every batch: rows read = rows published + rows quarantined.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from connectors import Extraction, Manifest, file_checksum, read_delimited, read_table
+from connectors.manifest import Controls
+from governance.catalog import Catalog
+from governance.publish import Published, write_audit_publish
+from governance.quarantine import masked_preview, write_quarantine
+from governance.store import Store
+from schemas import CompiledContract, Contract, TextFormat, Validation, validate
+from schemas.contract import DelimitedSource, Rule, SqlSource
+from schemas.validate import reason_check
+
+Checkpoint = Callable[[str], None]
+FAULT_STAGES = ("landed", "started", "quarantined", "staged", "audited", "certified")
+
+
+def fault_checkpoint(fault: str | None) -> Checkpoint:
+    """A checkpoint that kills this process (SIGKILL) at the named stage, for crash tests."""
+    if fault and fault not in FAULT_STAGES:
+        raise ValueError(f"ASSAY_FAULT={fault!r} is not a stage; use one of {', '.join(FAULT_STAGES)}")
+
+    def checkpoint(stage: str) -> None:
+        if stage == fault:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return checkpoint
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One batch check, as Dagster shows it (an asset check) and the CLI reports it."""
+
+    name: str
+    passed: bool
+    blocking: bool
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def severity(self) -> str:
+        return "ERROR" if self.blocking else "WARN"
+
+
+@dataclass
+class BatchOutcome:
+    dataset: str
+    batch: str
+    source: str
+    rows_read: int
+    rows_published: int
+    rows_quarantined: int
+    outcome: str  # certified | rejected | skipped
+    reasons: list[dict[str, Any]]
+    version: int | None = None
+    checks: list[CheckOutcome] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "batch": self.batch,
+            "source": self.source,
+            "rows_read": self.rows_read,
+            "rows_published": self.rows_published,
+            "rows_quarantined": self.rows_quarantined,
+            "outcome": self.outcome,
+            "reasons": self.reasons,
+        }
+
+
+@dataclass(frozen=True)
+class Landed:
+    """An immutable delivery in the landing zone."""
+
+    dataset: str
+    path: Path
+    checksum: str
+    source: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "dataset": self.dataset,
+            "path": str(self.path),
+            "checksum": self.checksum,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> Landed:
+        return cls(data["dataset"], Path(data["path"]), data["checksum"], data["source"])
+
+
+def source_files(store: Store, contract: Contract) -> list[Path]:
+    """The delivered files waiting in the contract's drop folder, oldest name first."""
+    src = contract.source
+    if not isinstance(src, DelimitedSource):
+        return []
+    folder = store.resolve(src.path)
+    return sorted(p for p in folder.glob(src.pattern) if p.is_file()) if folder.exists() else []
+
+
+def land_file(store: Store, contract: Contract, path: Path) -> Landed:
+    """Copy a delivered file into landing under its checksum, read-only; a second copy is a no-op."""
+    checksum, _ = file_checksum(path)
+    target = store.landing / contract.id / checksum / path.name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        shutil.copyfile(path, tmp)
+        if file_checksum(tmp)[0] != checksum:
+            tmp.unlink()
+            raise OSError(
+                f"{path}: the file changed while it was copied to landing. Fix: rerun once it is complete."
+            )
+        tmp.chmod(0o444)
+        tmp.replace(target)
+    return Landed(contract.id, target, checksum, path.name)
+
+
+def land_table(store: Store, contract: Contract, url: str) -> tuple[Landed, Extraction]:
+    """Extract a SQL source once and keep the extraction (text values) and manifest in landing."""
+    src = contract.source
+    assert isinstance(src, SqlSource)
+    columns = {c.name: c.source_name for c in contract.columns}
+    extraction = read_table(url, src.table, columns, contract.primary_key)
+    checksum = extraction.manifest.checksum
+    folder = store.landing / contract.id / checksum
+    target = folder / "rows.parquet"
+    if not target.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        extraction.records.write_parquet(folder / "rows.parquet.part")
+        (folder / "manifest.json").write_text(json.dumps(extraction.manifest.to_json(), indent=2))
+        (folder / "rows.parquet.part").replace(target)
+    return Landed(contract.id, target, checksum, f"{src.connection}:{src.table}"), extraction
+
+
+def extract_landed(contract: Contract, landed: Landed) -> Extraction:
+    """Read a landed delivery back into raw records and its manifest."""
+    src = contract.source
+    if isinstance(src, DelimitedSource):
+        return read_delimited(landed.path, src, [c.name for c in contract.columns])
+    manifest_json = json.loads((landed.path.parent / "manifest.json").read_text())
+    manifest = Manifest(
+        source=manifest_json["source"],
+        checksum=manifest_json["checksum"],
+        size=manifest_json["size"],
+        batch_id=manifest_json["batch_id"],
+        business_date=pl.Series([manifest_json["business_date"]]).str.to_date().item()
+        if manifest_json["business_date"]
+        else None,
+        rows_read=manifest_json["rows_read"],
+        controls=Controls(),
+        undeclared_columns=tuple(manifest_json.get("undeclared_columns", ())),
+    )
+    return Extraction(records=pl.read_parquet(landed.path), manifest=manifest)
+
+
+def process(
+    store: Store,
+    catalog: Catalog,
+    compiled: CompiledContract,
+    landed: Landed,
+    *,
+    run_id: str,
+    checkpoint: Checkpoint,
+) -> BatchOutcome:
+    """Validate, quarantine, check and publish one landed delivery; never raises for bad data."""
+    contract = compiled.contract
+    checkpoint("landed")
+    extraction = extract_landed(contract, landed)
+    m = extraction.manifest
+    previous = catalog.batch_by_checksum(contract.id, m.checksum)
+    if previous is not None and previous.outcome in ("certified", "replaced", "rejected"):
+        what = "certified" if previous.outcome != "rejected" else "rejected"
+        return BatchOutcome(
+            contract.id,
+            m.batch_id,
+            landed.source,
+            m.rows_read,
+            0,
+            0,
+            "skipped",
+            [
+                {
+                    "check": "exactly_once",
+                    "message": f"{landed.source}: this content was already "
+                    f"ingested as batch {previous.batch_id} ({what}); nothing to do.",
+                }
+            ],
+            manifest=m.to_json(),
+        )
+    batch = catalog.start_batch(
+        contract.id,
+        batch_id=m.batch_id,
+        checksum=m.checksum,
+        source_file=landed.source,
+        business_date=m.business_date,
+        run_id=run_id,
+    )
+    checkpoint("started")
+    if m.controls.problems:
+        reasons = [{"check": p.check, "message": p.message} for p in m.controls.problems]
+        catalog.reject_batch(
+            batch, reasons=reasons, rows_read=m.rows_read, rows_published=0, rows_quarantined=0
+        )
+        checks = [_controls_check(m)]
+        return BatchOutcome(
+            contract.id,
+            m.batch_id,
+            landed.source,
+            m.rows_read,
+            0,
+            0,
+            "rejected",
+            reasons,
+            checks=checks,
+            manifest=m.to_json(),
+        )
+    result = validate(compiled, extraction.records, TextFormat.of(contract))
+    write_quarantine(
+        store.quarantine / contract.id, m.checksum, m.batch_id, run_id, landed.source, result.quarantine
+    )
+    checkpoint("quarantined")
+    checks = batch_checks(compiled, m, result)
+    failed = [c for c in checks if c.blocking and not c.passed]
+    published, quarantined = result.valid.height, result.quarantine.height
+    if failed:
+        reasons = [{"check": c.name, "message": c.description} for c in failed]
+        catalog.reject_batch(
+            batch, reasons=reasons, rows_read=m.rows_read, rows_published=0, rows_quarantined=quarantined
+        )
+        return BatchOutcome(
+            contract.id,
+            m.batch_id,
+            landed.source,
+            m.rows_read,
+            0,
+            quarantined,
+            "rejected",
+            reasons,
+            checks=checks,
+            manifest=m.to_json(),
+        )
+    mode: Literal["replace", "upsert"] = "upsert" if isinstance(contract.source, SqlSource) else "replace"
+    outcome = write_audit_publish(
+        catalog,
+        store.table_path(contract.id),
+        compiled,
+        batch,
+        result.valid,
+        rows_read=m.rows_read,
+        rows_quarantined=quarantined,
+        mode=mode,
+        checkpoint=checkpoint,
+    )
+    if not isinstance(outcome, Published):
+        reasons = [{"check": "staged_audit", "message": p} for p in outcome.problems]
+        catalog.reject_batch(
+            batch, reasons=reasons, rows_read=m.rows_read, rows_published=0, rows_quarantined=quarantined
+        )
+        checks.append(CheckOutcome("staged_audit", False, True, "; ".join(outcome.problems)))
+        return BatchOutcome(
+            contract.id,
+            m.batch_id,
+            landed.source,
+            m.rows_read,
+            0,
+            quarantined,
+            "rejected",
+            reasons,
+            checks=checks,
+            manifest=m.to_json(),
+        )
+    checks.append(
+        CheckOutcome(
+            "staged_audit",
+            True,
+            True,
+            f"staged Delta version {outcome.version} holds exactly "
+            f"the {published} rows published, with the contract's schema",
+            {"delta_version": outcome.version},
+        )
+    )
+    return BatchOutcome(
+        contract.id,
+        m.batch_id,
+        landed.source,
+        m.rows_read,
+        published,
+        quarantined,
+        "certified",
+        [],
+        version=outcome.version,
+        checks=checks,
+        manifest=m.to_json(),
+    )
+
+
+def _controls_check(m: Manifest) -> CheckOutcome:
+    c = m.controls
+    meta = {
+        "declared_count": c.declared_count,
+        "actual_count": c.actual_count,
+        "declared_total": str(c.declared_total) if c.declared_total is not None else None,
+        "actual_total": str(c.actual_total) if c.actual_total is not None else None,
+    }
+    if c.problems:
+        return CheckOutcome("controls_reconcile", False, True, " ".join(p.message for p in c.problems), meta)
+    return CheckOutcome(
+        "controls_reconcile",
+        True,
+        True,
+        "header and trailer controls reconcile with the detail records",
+        meta,
+    )
+
+
+def _masked_sample(
+    contract: Contract, quarantine: pl.DataFrame, rule: Rule, limit: int = 3
+) -> list[dict[str, Any]]:
+    """A few rows that broke ``rule``, with every classified value masked."""
+    check = reason_check(rule)
+    hits = quarantine.filter(
+        pl.col("reasons")
+        .list.eval(
+            (pl.element().struct.field("column") == rule.column)
+            & (pl.element().struct.field("check") == check)
+        )
+        .list.any()
+    ).head(limit)
+    return [
+        {"line": r["line"], "values": r["values"]}
+        for r in masked_preview(
+            contract,
+            hits.with_columns(_batch_id=pl.lit(None, pl.String), _source_file=pl.lit(None, pl.String)),
+        )
+    ]
+
+
+def batch_checks(compiled: CompiledContract, m: Manifest, result: Validation) -> list[CheckOutcome]:
+    """The checks that decide whether a batch may be certified: counts, controls, quarantine bounds, rules."""
+    contract = compiled.contract
+    read, published, quarantined = m.rows_read, result.valid.height, result.quarantine.height
+    checks = [
+        CheckOutcome(
+            "rows_reconcile",
+            read == published + quarantined,
+            True,
+            f"rows read {read} = published {published} + quarantined {quarantined}"
+            if read == published + quarantined
+            else f"rows read {read} != published {published} + quarantined {quarantined}: rows were lost. "
+            "Fix: report this as a bug; the batch was not published.",
+            {"rows_read": read, "rows_published": published, "rows_quarantined": quarantined},
+        ),
+    ]
+    if isinstance(contract.source, DelimitedSource) and contract.source.record_types is not None:
+        checks.append(_controls_check(m))
+    ratio = quarantined / read if read else 0.0
+    bound = contract.max_quarantine_ratio
+    checks.append(
+        CheckOutcome(
+            "quarantine_ratio",
+            ratio <= bound,
+            True,
+            f"{quarantined} of {read} rows quarantined ({ratio:.1%}), bound {bound:.1%}"
+            + (
+                ""
+                if ratio <= bound
+                else f" exceeded in {m.source}. Fix: correct the source and re-send the batch, "
+                "or raise customProperties.quarantine.maxRatio in the contract if this is expected."
+            ),
+            {"ratio": round(ratio, 6), "bound": bound, "rows_quarantined": quarantined},
+        )
+    )
+    if isinstance(contract.source, DelimitedSource):
+        unreadable = result.failures.get("_record", 0)
+        checks.append(
+            CheckOutcome(
+                "records_readable",
+                unreadable == 0,
+                False,
+                f"{unreadable} record(s) could not be split into the declared fields (quarantined)",
+                {"failed_rows": unreadable},
+            )
+        )
+    for rule in contract.rules:
+        failed = result.failures.get(rule.name, 0)
+        tolerance = rule.max_ratio if rule.max_ratio is not None else bound
+        share = failed / read if read else 0.0
+        passed = share <= tolerance
+        meta: dict[str, Any] = {
+            "failed_rows": failed,
+            "ratio": round(share, 6),
+            "tolerance": tolerance,
+            "column": rule.column,
+            "check": rule.kind,
+        }
+        if failed:
+            meta["failure_sample"] = _masked_sample(contract, result.quarantine, rule)
+        text = f"{rule.column}: {rule.kind} — {failed} row(s) failed ({share:.1%}, tolerance {tolerance:.1%})"
+        if not passed:
+            text += f" in {m.source}. Fix: correct the source rows (see `assay quarantine {contract.id}`)."
+        checks.append(CheckOutcome(rule.name, passed, rule.severity == "error", text, meta))
+    return checks

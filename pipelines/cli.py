@@ -1,0 +1,226 @@
+"""The ``assay`` command line: the composition root for people and scripts.
+
+Exit codes: 0 success, 2 usage or configuration error, 3 access denied, 4 batch rejected or check failed.
+Errors are one clear line on stderr; ``--json`` output goes to stdout alone.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from functools import wraps
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from governance.catalog import Catalog
+from governance.errors import AccessDenied, AuditError, GovernanceError, PolicyError
+from governance.quarantine import masked_preview, read_quarantine
+from governance.store import Store
+from schemas import Contract, ContractError, load_contracts
+
+EXIT_USAGE, EXIT_DENIED, EXIT_REJECTED = 2, 3, 4
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"assay: {message}", err=True)
+    sys.exit(code)
+
+
+def friendly(fn: F) -> F:
+    """Turn the errors a user can fix into one line and the right exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ContractError as exc:
+            fail("contract error:\n" + str(exc), EXIT_USAGE)
+        except PolicyError as exc:
+            fail(f"policy error: {exc}", EXIT_USAGE)
+        except AccessDenied as exc:
+            fail(f"access denied: {exc}", EXIT_DENIED)
+        except AuditError as exc:
+            fail(f"audit trail unavailable, nothing returned: {exc}", EXIT_DENIED)
+        except GovernanceError as exc:
+            fail(str(exc), EXIT_USAGE)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings() -> tuple[Store, list[Contract]]:
+    from pipelines.settings import assay_resource, contracts_dir
+
+    return assay_resource().store(), load_contracts(contracts_dir())
+
+
+def _select(contracts: list[Contract], ids: Sequence[str]) -> list[Contract]:
+    if not ids:
+        return contracts
+    known = {c.id: c for c in contracts}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        fail(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(known)}", EXIT_USAGE)
+    return [known[i] for i in ids]
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns), "  ".join("-" * widths[c] for c in columns)]
+    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
+
+
+@click.group()
+def main() -> None:
+    """assay: certified legacy data for AI agents."""
+
+
+# -- run ----------------------------------------------------------------------------------------------------
+@main.command()
+@click.argument("datasets", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the batch summaries as JSON.")
+@friendly
+def run(datasets: tuple[str, ...], as_json: bool) -> None:
+    """Ingest every waiting delivery of DATASETS (default: all) through Dagster."""
+    from pipelines.runner import run_datasets
+    from pipelines.settings import assay_resource
+
+    _, contracts = _settings()
+    selected = _select(contracts, datasets)
+
+    def progress(s: dict[str, Any]) -> None:
+        if not as_json:
+            click.echo(
+                f"  {s['dataset']:<14} {s['source']:<24} {s['outcome']:<9} read {s['rows_read']}, "
+                f"published {s['rows_published']}, quarantined {s['rows_quarantined']}",
+                err=True,
+            )
+
+    click.echo(
+        f"assay: running {len(selected)} dataset(s) through Dagster…", err=True
+    ) if not as_json else None
+    results = run_datasets(selected, assay_resource(), progress=progress)
+    if as_json:
+        click.echo(json.dumps(results, indent=2, default=str))
+    else:
+        rows = [{**r, "why": "; ".join(x["message"] for x in r["reasons"])[:120]} for r in results]
+        click.echo(
+            _table(
+                rows,
+                [
+                    "dataset",
+                    "batch",
+                    "source",
+                    "rows_read",
+                    "rows_published",
+                    "rows_quarantined",
+                    "outcome",
+                    "why",
+                ],
+            )
+        )
+    if any(r["outcome"] in ("rejected", "error") for r in results):
+        sys.exit(EXIT_REJECTED)
+
+
+# -- datasets, quarantine -------------------------------------------------------------------------------------
+@main.command("datasets")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def datasets_cmd(as_json: bool) -> None:
+    """List datasets with their certified version and status."""
+    store, contracts = _settings()
+    catalog = Catalog(store.engine())
+    states = {d.id: d for d in catalog.datasets()}
+    out = []
+    for c in contracts:
+        d = states.get(c.id)
+        out.append(
+            {
+                "id": c.id,
+                "status": d.status if d else "uncertified",
+                "certified_version": d.certified_version if d else None,
+                "certified_at": d.certified_at.isoformat() if d and d.certified_at else None,
+                "rows": d.rows if d else 0,
+                "quarantined": d.quarantined if d else 0,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+    else:
+        click.echo(_table(out, ["id", "status", "certified_version", "certified_at", "rows", "quarantined"]))
+
+
+@main.command()
+@click.argument("dataset")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", type=int, default=None, help="Show at most this many rows.")
+@friendly
+def quarantine(dataset: str, as_json: bool, limit: int | None) -> None:
+    """Show DATASET's quarantined rows and why, with classified values masked."""
+    store, contracts = _settings()
+    contract = _select(contracts, [dataset])[0]
+    rows = masked_preview(contract, read_quarantine(store.quarantine / contract.id), limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    flat = [
+        {
+            "batch": r["batch"],
+            "file": r["file"],
+            "line": r["line"],
+            "reasons": ", ".join(f"{x['column']}:{x['check']}" for x in r["reasons"]),
+        }
+        for r in rows
+    ]
+    click.echo(_table(flat, ["batch", "file", "line", "reasons"]))
+
+
+# -- demo -------------------------------------------------------------------------------------------------
+@main.group()
+def demo() -> None:
+    """The demo legacy sources."""
+
+
+@demo.command("seed")
+@friendly
+def demo_seed() -> None:
+    """Generate the demo ERP files, CRM database and expected.json under ASSAY_HOME/demo."""
+    from pipelines.demo import seed
+
+    store, _ = _settings()
+    expected = seed(store.home)
+    click.echo(
+        f"assay: seeded {store.home / 'demo'}: {len(expected['erp.orders']['files'])} ERP files, "
+        f"CRM with {expected['crm.accounts']['rows']} accounts; planted faults in expected.json"
+    )
+
+
+@demo.command("verify")
+@friendly
+def demo_verify() -> None:
+    """Check the catalog and quarantine against the planted faults in expected.json."""
+    from pipelines.demo_verify import verify
+
+    store, contracts = _settings()
+    problems = verify(store, contracts)
+    if problems:
+        for p in problems:
+            click.echo(f"  MISMATCH {p}", err=True)
+        fail(f"the demo did not come out as expected.json says ({len(problems)} mismatch(es))", EXIT_REJECTED)
+    click.echo(
+        "assay: demo verified: every planted fault quarantined with its reason, the unreconciled batch "
+        "rejected whole, both datasets certified, rows read = published + quarantined for every batch."
+    )
+
+
+def _path(p: str) -> Path:
+    return Path(p)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Typing raw source text: each contract column's string values become its declared type.
+
+Every source hands validation the same thing: one String column per contract column, as the source
+wrote it. Parsing is a polars expression per column; a value that is present but does not parse is
+not an error here, it is a row-level ``type`` failure (see :mod:`schemas.validate`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from schemas.contract import Column, Contract, DelimitedSource
+
+EMPTY = r"^\s*$"
+
+
+@dataclass(frozen=True)
+class TextFormat:
+    """How a source writes numbers, dates and times."""
+
+    decimal_separator: str = "."
+    thousands_separator: str | None = None
+    date_format: str = "%Y-%m-%d"
+    timestamp_format: str | None = "%Y-%m-%dT%H:%M:%S"
+    empty_dates: tuple[str, ...] = ()
+    timezone: str = "UTC"
+
+    @classmethod
+    def of(cls, contract: Contract) -> TextFormat:
+        src = contract.source
+        if isinstance(src, DelimitedSource):
+            return cls(
+                decimal_separator=src.decimal_separator,
+                thousands_separator=src.thousands_separator,
+                date_format=src.date_format,
+                timestamp_format=src.timestamp_format,
+                empty_dates=src.empty_dates,
+                timezone=contract.source_timezone,
+            )
+        # SQL sources hand over ISO text (CAST AS TEXT); a space or a 'T' may separate date and time.
+        return cls(timestamp_format=None, timezone=contract.source_timezone)
+
+
+def dtype_of(column: Column) -> pl.DataType:
+    """The polars type a column is stored as once certified."""
+    if column.logical_type == "number":
+        if column.decimal is not None:
+            return pl.Decimal(*column.decimal)
+        return pl.Float64()
+    return {
+        "string": pl.String(),
+        "integer": pl.Int64(),
+        "boolean": pl.Boolean(),
+        "date": pl.Date(),
+        "timestamp": pl.Datetime("us", "UTC"),
+    }[column.logical_type]
+
+
+def parse_expr(column: Column, fmt: TextFormat) -> pl.Expr:
+    """The expression turning ``column``'s raw text into its declared type (null where it cannot)."""
+    raw = pl.col(column.name)
+    text = raw.str.strip_chars()
+    kind = column.logical_type
+    if kind == "string":
+        return pl.when(raw.str.contains(EMPTY)).then(None).otherwise(raw)
+    if kind == "integer":
+        return pl.when(text.str.contains(r"^[+-]?\d+$")).then(text.cast(pl.Int64, strict=False))
+    if kind == "number":
+        number = normalise_number(text, fmt)
+        if column.decimal is not None:
+            precision, scale = column.decimal
+            whole = max(precision - scale, 1)
+            frac = rf"(\.\d{{1,{scale}}})?" if scale else ""
+            pattern = rf"^[+-]?\d{{1,{whole}}}{frac}$"
+            return pl.when(number.str.contains(pattern)).then(
+                number.cast(pl.Decimal(precision, scale), strict=False)
+            )
+        return pl.when(number.str.contains(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")).then(
+            number.cast(pl.Float64, strict=False)
+        )
+    if kind == "boolean":
+        lowered = text.str.to_lowercase()
+        return (
+            pl.when(lowered.is_in(["1", "true", "t", "y", "yes", "x"]))
+            .then(True)
+            .when(lowered.is_in(["0", "false", "f", "n", "no"]))
+            .then(False)
+        )
+    if kind == "date":
+        date_format = column.format or fmt.date_format
+        return pl.when(~text.is_in(list(fmt.empty_dates))).then(
+            text.str.strptime(pl.Date, date_format, strict=False, exact=True)
+        )
+    if kind == "timestamp":
+        if fmt.timestamp_format is None:
+            local = text.str.replace(" ", "T").str.strptime(pl.Datetime("us"), strict=False)
+        else:
+            local = text.str.strptime(
+                pl.Datetime("us"), column.format or fmt.timestamp_format, strict=False, exact=True
+            )
+        return (
+            pl.when(~text.is_in(list(fmt.empty_dates)))
+            .then(local)
+            .dt.replace_time_zone(fmt.timezone, ambiguous="earliest", non_existent="null")
+            .dt.convert_time_zone("UTC")
+        )
+    raise ValueError(f"unsupported logical type {kind}")
+
+
+def normalise_number(text: pl.Expr, fmt: TextFormat) -> pl.Expr:
+    """``1.234,56-`` (SAP style) to ``-1234.56``: drop grouping, use '.', move a trailing minus."""
+    if fmt.thousands_separator:
+        text = text.str.replace_all(fmt.thousands_separator, "", literal=True)
+    if fmt.decimal_separator != ".":
+        text = text.str.replace(fmt.decimal_separator, ".", literal=True)
+    return pl.when(text.str.ends_with("-")).then(pl.lit("-") + text.str.strip_suffix("-")).otherwise(text)
+
+
+def is_present(column: str) -> pl.Expr:
+    """True where the raw text holds a value (not null, not blank)."""
+    return pl.col(column).is_not_null() & ~pl.col(column).str.contains(EMPTY)

@@ -1,0 +1,227 @@
+"""Validation in flight: a contract compiled to a pandera (polars) schema, applied to every row.
+
+pandera on a polars LazyFrame checks only the schema, and ``drop_invalid_rows`` drops rows silently;
+neither is acceptable here. So the contract compiles to a pandera ``DataFrameSchema`` (used as is for
+the schema-level audit of a staged version), and each of its checks is also evaluated row by row as
+a polars expression. Every row ends in exactly one of two frames: ``valid`` (typed, ready to publish)
+or ``quarantine`` (the source text as it came, with every reason: column and check).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pandera.polars as pa
+import polars as pl
+
+from schemas.contract import Column, Contract, Rule
+from schemas.errors import ValidationError
+from schemas.parse import TextFormat, dtype_of, is_present, parse_expr
+
+RECORD = "_record"
+RECORD_ERROR = "_record_error"
+REASON = pl.Struct({"column": pl.String, "check": pl.String})
+
+
+@dataclass(frozen=True)
+class CompiledContract:
+    """A contract's pandera schema plus, for each row rule, the pandera check that implements it."""
+
+    contract: Contract
+    schema: pa.DataFrameSchema
+    checks: tuple[tuple[Rule, pa.Check | None], ...]
+
+
+@dataclass
+class Validation:
+    """The outcome of validating one batch: every input row is in exactly one of the two frames."""
+
+    valid: pl.DataFrame
+    quarantine: pl.DataFrame
+    failures: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return self.valid.height + self.quarantine.height
+
+
+def compile_contract(contract: Contract) -> CompiledContract:
+    """Compile a contract to a pandera polars schema; row rules keep a link to their pandera check."""
+    columns: dict[str, pa.Column] = {}
+    checks: list[tuple[Rule, pa.Check | None]] = []
+    for col in contract.columns:
+        col_checks = []
+        for rule in col.rules:
+            check = _pandera_check(rule, col)
+            checks.append((rule, check))
+            if check is not None:
+                col_checks.append(check)
+        columns[col.name] = pa.Column(
+            dtype_of(col),
+            checks=col_checks,
+            nullable=not (col.required or col.primary_key),
+            unique=col.unique or col.primary_key,
+            description=col.description or None,
+            metadata={"classification": col.classification, "pii": col.pii},
+        )
+    schema = pa.DataFrameSchema(columns, name=contract.id, strict="filter")
+    return CompiledContract(contract, schema, tuple(checks))
+
+
+def _pandera_check(rule: Rule, col: Column) -> pa.Check | None:
+    value = rule.args.get("value")
+    if rule.kind in ("ge", "gt", "le", "lt") and col.decimal is not None:
+        value = Decimal(str(value))
+    match rule.kind:
+        case "ge":
+            return pa.Check.ge(value)
+        case "gt":
+            return pa.Check.gt(value)
+        case "le":
+            return pa.Check.le(value)
+        case "lt":
+            return pa.Check.lt(value)
+        case "in_set":
+            return pa.Check.isin(rule.args["values"])
+        case "pattern":
+            return pa.Check.str_matches(str(value))
+        case "min_length":
+            return pa.Check.str_length(min_value=value)
+        case "max_length":
+            return pa.Check.str_length(max_value=value)
+    return None  # type, not_null and unique are properties of the pandera Column itself
+
+
+def _check_passes(check: pa.Check, value: pl.Expr) -> pl.Expr:
+    """The row-level form of a pandera built-in check, read from its name and statistics."""
+    s: dict[str, Any] = check.statistics or {}
+    match check.name:
+        case "greater_than_or_equal_to":
+            return value >= s["min_value"]
+        case "greater_than":
+            return value > s["min_value"]
+        case "less_than_or_equal_to":
+            return value <= s["max_value"]
+        case "less_than":
+            return value < s["max_value"]
+        case "isin":
+            return value.is_in(list(s["allowed_values"]))
+        case "str_matches":
+            pattern = s["pattern"]
+            pattern = pattern if pattern.startswith("^") else "^(?:" + pattern + ")"
+            return value.str.contains(pattern)
+        case "str_length":
+            length = value.str.len_chars()
+            ok = pl.lit(True)
+            if s.get("min_value") is not None:
+                ok = ok & (length >= s["min_value"])
+            if s.get("max_value") is not None:
+                ok = ok & (length <= s["max_value"])
+            return ok
+    raise ValueError(f"no row-level form for pandera check {check.name!r}")
+
+
+def _rule_fails(rule: Rule, check: pa.Check | None, col: Column, fmt: TextFormat) -> pl.Expr:
+    """True where a row breaks ``rule``. A missing value breaks only ``not_null``."""
+    typed = pl.col(_typed(col.name))
+    present = is_present(col.name)
+    if col.logical_type in ("date", "timestamp") and fmt.empty_dates:
+        present = present & ~pl.col(col.name).str.strip_chars().is_in(list(fmt.empty_dates))
+    if rule.kind == "type":
+        return present & typed.is_null()
+    if rule.kind == "not_null":
+        return ~present
+    if rule.kind == "unique":
+        return typed.is_not_null() & typed.is_duplicated()
+    if check is None:
+        raise ValueError(f"rule {rule.name} has no check")
+    return typed.is_not_null() & ~_check_passes(check, typed)
+
+
+def _typed(name: str) -> str:
+    return f"__typed__{name}"
+
+
+def _fail(i: int) -> str:
+    return f"__fail__{i}"
+
+
+def validate(compiled: CompiledContract, raw: pl.DataFrame, fmt: TextFormat) -> Validation:
+    """Type and check every row of ``raw`` (String columns named as the contract's columns).
+
+    Columns starting with ``_`` are origin data (batch, file, line, offset) and pass through to both
+    frames. A non-null ``_record_error`` marks a record the reader could not split into fields (e.g.
+    wrong field count): it is quarantined with that reason and no field-level checks.
+    """
+    contract = compiled.contract
+    missing = [c.name for c in contract.columns if c.name not in raw.columns]
+    if missing:
+        raise ValidationError(
+            f"{contract.id}: the batch lacks declared column(s) {missing}. "
+            "Fix: map them with physicalName in the contract, or remove them from it."
+        )
+    origin = [c for c in raw.columns if c.startswith("_") and c != RECORD_ERROR]
+    record_error = pl.col(RECORD_ERROR) if RECORD_ERROR in raw.columns else pl.lit(None, pl.String)
+    cols = {c.name: c for c in contract.columns}
+    frame = (
+        raw.lazy()
+        .with_columns([pl.col(c.name).cast(pl.String) for c in contract.columns])
+        .with_columns([parse_expr(c, fmt).alias(_typed(c.name)) for c in contract.columns])
+    )
+    sound = record_error.is_null()
+    fails = [
+        (sound & _rule_fails(rule, check, cols[rule.column], fmt)).alias(_fail(i))
+        for i, (rule, check) in enumerate(compiled.checks)
+    ]
+    frame = frame.with_columns(fails).with_columns(
+        (~sound | pl.any_horizontal([pl.col(_fail(i)) for i in range(len(fails))] or [pl.lit(False)])).alias(
+            "__bad__"
+        )
+    )
+    checked = frame.collect()
+    valid = checked.filter(~pl.col("__bad__")).select(
+        [pl.col(_typed(c.name)).cast(dtype_of(c)).alias(c.name) for c in contract.columns]
+        + [pl.col(c) for c in origin]
+    )
+    bad = checked.filter(pl.col("__bad__"))
+    reasons = [pl.when(~sound).then(pl.struct(column=pl.lit(RECORD), check=record_error)).otherwise(None)] + [
+        pl.when(pl.col(_fail(i))).then(
+            pl.struct(column=pl.lit(rule.column), check=pl.lit(reason_check(rule)))
+        )
+        for i, (rule, _) in enumerate(compiled.checks)
+    ]
+    quarantine = bad.select(
+        [pl.col(c.name) for c in contract.columns]
+        + [pl.col(c) for c in origin]
+        + [pl.concat_list(reasons).list.drop_nulls().alias("reasons")]
+    )
+    counts = checked.select(
+        [pl.col(_fail(i)).sum().alias(rule.name) for i, (rule, _) in enumerate(compiled.checks)]
+    )
+    failures = {name: int(counts[name][0]) for name in counts.columns}
+    if RECORD_ERROR in raw.columns:
+        failures[RECORD] = int(checked.select((~sound).sum()).item())
+    return Validation(valid=valid, quarantine=quarantine, failures=failures)
+
+
+def reason_check(rule: Rule) -> str:
+    """Reasons name built-in rules by kind (``not_null``, ``type``…) and owners' quality rules by name."""
+    return rule.kind if rule.name == f"{rule.column}_{rule.kind}" else rule.name
+
+
+def schema_problems(compiled: CompiledContract, frame: pl.LazyFrame) -> list[str]:
+    """Schema-level differences between a staged frame and the contract (pandera, no row data read)."""
+    try:
+        compiled.schema.validate(frame.select([c.name for c in compiled.contract.columns]))
+    except pa.errors.SchemaError as exc:
+        return [_without_values(str(exc))]
+    except pl.exceptions.ColumnNotFoundError as exc:
+        return [f"column missing from the staged version: {exc}"]
+    return []
+
+
+def _without_values(message: str) -> str:
+    """pandera appends failure-case examples to some messages; they may hold classified values."""
+    return message.split("failure case examples")[0].strip()
