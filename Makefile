@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/assay demo verify
 
 lint: $(STAMP)
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

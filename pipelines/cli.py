@@ -10,7 +10,6 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
-from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -105,7 +104,7 @@ def run(datasets: tuple[str, ...], as_json: bool) -> None:
     ) if not as_json else None
     results = run_datasets(selected, assay_resource(), progress=progress)
     if as_json:
-        click.echo(json.dumps(results, indent=2, default=str))
+        click.echo(json.dumps(results, indent=2, default=str, ensure_ascii=False))
     else:
         rows = [{**r, "why": "; ".join(x["message"] for x in r["reasons"])[:120]} for r in results]
         click.echo(
@@ -166,7 +165,7 @@ def quarantine(dataset: str, as_json: bool, limit: int | None) -> None:
     contract = _select(contracts, [dataset])[0]
     rows = masked_preview(contract, read_quarantine(store.quarantine / contract.id), limit=limit)
     if as_json:
-        click.echo(json.dumps(rows, indent=2, default=str))
+        click.echo(json.dumps(rows, indent=2, default=str, ensure_ascii=False))
         return
     flat = [
         {
@@ -178,6 +177,154 @@ def quarantine(dataset: str, as_json: bool, limit: int | None) -> None:
         for r in rows
     ]
     click.echo(_table(flat, ["batch", "file", "line", "reasons"]))
+
+
+# -- agents, read, audit -------------------------------------------------------------------------------------
+@main.group()
+def agents() -> None:
+    """Agent identities: tokens and autonomy levels."""
+
+
+@agents.command("add")
+@click.argument("name")
+@click.option(
+    "--level", required=True, type=click.Choice(["intern", "junior", "senior"]), help="Autonomy level."
+)
+@click.option("--expires-days", type=int, default=None, help="Token lifetime in days (default: no expiry).")
+@friendly
+def agents_add(name: str, level: str, expires_days: int | None) -> None:
+    """Create agent NAME and print its token once (only its hash is stored)."""
+    from datetime import timedelta
+
+    from governance import add_agent
+
+    store, _ = _settings()
+    expires = timedelta(days=expires_days) if expires_days else None
+    token = add_agent(store.engine(), name, level, expires_in=expires, actor=_operator())
+    click.echo(token)
+    click.echo(
+        f"assay: agent {name} ({level}) created; the token above is shown once. Give it to the agent as "
+        "ASSAY_TOKEN.",
+        err=True,
+    )
+
+
+@agents.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def agents_list(as_json: bool) -> None:
+    """List agents, their level and token state (never the token)."""
+    from governance import list_agents
+
+    store, _ = _settings()
+    rows = [
+        {
+            "name": a.name,
+            "level": a.level,
+            "token_id": a.token_id,
+            "created_at": a.created_at.isoformat() if a.created_at else None,
+            "expires_at": a.expires_at.isoformat() if a.expires_at else None,
+            "revoked": a.revoked_at is not None,
+        }
+        for a in list_agents(store.engine())
+    ]
+    click.echo(json.dumps(rows, indent=2) if as_json else _table(rows, list(rows[0]) if rows else ["name"]))
+
+
+def _operator() -> str:
+    import getpass
+
+    try:
+        return f"operator:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "operator"
+
+
+@main.command()
+@click.argument("dataset")
+@click.option(
+    "--agent", "agent_name", required=True, help="The agent reading; its token comes from ASSAY_TOKEN."
+)
+@click.option("--columns", default=None, help="Comma-separated columns (default: all the agent may see).")
+@click.option("--where", default=None, help="One SQL boolean expression over the agent's (masked) view.")
+@click.option("--limit", type=int, default=None, help="At most this many rows (default 1000, max 10000).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@friendly
+def read(
+    dataset: str, agent_name: str, columns: str | None, where: str | None, limit: int | None, fmt: str
+) -> None:
+    """Read DATASET's certified version as an agent, within its policy; every call is audited."""
+    import os
+
+    from governance import connect
+    from pipelines.settings import audit_key, contracts_dir, policy_path
+
+    token = os.environ.get("ASSAY_TOKEN")
+    if not token:
+        fail(
+            "ASSAY_TOKEN is not set. Fix: export the token `assay agents add` printed for this agent.",
+            EXIT_USAGE,
+        )
+    store, _ = _settings()
+    client = connect(
+        store,
+        agent_name,
+        token,
+        contracts_dir=contracts_dir(),
+        policy_path=policy_path(),
+        audit_key=audit_key(store.home),
+    )
+    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    result = client.read(dataset, columns=cols, where=where, limit=limit)
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {"provenance": result.provenance, "rows": result.frame.to_dicts()}, indent=2, default=str
+            )
+        )
+    elif fmt == "csv":
+        click.echo(result.frame.write_csv(), nl=False)
+    else:
+        import polars as pl
+
+        with pl.Config(
+            tbl_rows=min(result.frame.height, 50), tbl_cols=-1, fmt_str_lengths=40, tbl_width_chars=10000
+        ):
+            click.echo(result.frame)
+        p = result.provenance
+        click.echo(
+            f"{p['dataset']} version {p['version']} certified {p['certified_at']}; {p['rows']} rows; "
+            f"masked: {', '.join(p['masks']) or 'none'}; withheld: {', '.join(p['withheld']) or 'none'}",
+            err=True,
+        )
+
+
+@main.group()
+def audit() -> None:
+    """The hash-chained audit trail."""
+
+
+@audit.command("verify")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def audit_verify(as_json: bool) -> None:
+    """Recompute the audit chain; name the first record that was edited, deleted or reordered."""
+    from governance import verify
+
+    store, _ = _settings()
+    result = verify(store.engine())
+    if as_json:
+        click.echo(
+            json.dumps({"ok": result.ok, "records": result.records, "first_bad_seq": result.first_bad_seq})
+        )
+    elif result.ok:
+        click.echo(f"assay: audit trail intact: {result.records} records, chain verified.")
+    if not result.ok:
+        if not as_json:
+            click.echo(
+                f"assay: audit trail BROKEN at record {result.first_bad_seq}: {result.message}", err=True
+            )
+        sys.exit(EXIT_REJECTED)
 
 
 # -- demo -------------------------------------------------------------------------------------------------
@@ -216,10 +363,6 @@ def demo_verify() -> None:
         "assay: demo verified: every planted fault quarantined with its reason, the unreconciled batch "
         "rejected whole, both datasets certified, rows read = published + quarantined for every batch."
     )
-
-
-def _path(p: str) -> Path:
-    return Path(p)
 
 
 if __name__ == "__main__":

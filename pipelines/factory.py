@@ -136,7 +136,6 @@ def dataset_definitions(contract: Contract) -> dg.Definitions:
     job = dg.define_asset_job(
         job_name(contract),
         selection=dg.AssetSelection.assets(landing_key(contract), published_key(contract)),
-        partitions_def=partitions,
         description=f"Ingest one delivery of {contract.id}.",
     )
     return dg.Definitions(assets=[landing, published], jobs=[job])
@@ -195,7 +194,7 @@ def _publish(
         catalog,
         compiled,
         landed,
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         checkpoint=fault_checkpoint(assay.fault or None),
     )
     summary = dg.MetadataValue.json(outcome.summary())
