@@ -14,6 +14,7 @@ import dagster as dg
 
 from pipelines.batch import BatchOutcome, Landed, land_file, land_table, process
 from pipelines.resources import AssayResource
+from pipelines.sensors import arrival_sensor
 from schemas import CompiledContract, Contract, compile_contract, dtype_of
 from schemas.contract import CLASSIFICATIONS, DelimitedSource, SqlSource, classification_rank
 from schemas.validate import reason_check
@@ -138,7 +139,8 @@ def dataset_definitions(contract: Contract) -> dg.Definitions:
         selection=dg.AssetSelection.assets(landing_key(contract), published_key(contract)),
         description=f"Ingest one delivery of {contract.id}.",
     )
-    return dg.Definitions(assets=[landing, published], jobs=[job])
+    sensors = [arrival_sensor(contract, job, partitions)] if partitions is not None else []
+    return dg.Definitions(assets=[landing, published], jobs=[job], sensors=sensors)
 
 
 def _land(
