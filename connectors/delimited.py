@@ -10,9 +10,11 @@ date and control figures; the trailer covers every physical detail record, reada
 
 from __future__ import annotations
 
+import codecs
 import csv
+import re
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
 
 import polars as pl
@@ -33,6 +35,7 @@ SINGLE_BYTE = {
     "cp437",
 }
 REPLACEMENT = "\ufffd"
+CONTROL_AMOUNT = re.compile(r"^[+-]?[0-9]{1,24}(\.[0-9]{1,12})?$")
 
 
 def read_delimited(path: Path, source: DelimitedSource, columns: list[str]) -> Extraction:
@@ -48,20 +51,22 @@ def read_delimited(path: Path, source: DelimitedSource, columns: list[str]) -> E
         Contract column names, in the order their fields appear in a detail record.
     """
     checksum, size = file_checksum(path)
-    lines = _lines(path, source.encoding)
+    lines, sizes, start = _lines(path, source.encoding)
     offset = 1 if source.record_types else 0
     expected_fields = len(columns) + offset
     frame = pl.DataFrame({"line": lines}, schema={"line": pl.String}).with_row_index("_source_line", offset=1)
-    length = (
-        pl.col("line").str.len_chars()
-        if source.encoding.lower() in SINGLE_BYTE
-        else pl.col("line").str.len_bytes()
-    )
+    if sizes is not None:
+        length = pl.Series(sizes, dtype=pl.Int64)
+    elif source.encoding.lower() in SINGLE_BYTE:
+        length = frame.get_column("line").str.len_chars().cast(pl.Int64)
+    else:
+        length = frame.get_column("line").str.len_bytes().cast(pl.Int64)
     frame = frame.with_columns(
-        _source_offset=(length.cast(pl.Int64) + 1).cum_sum().shift(1, fill_value=0),
+        _source_offset=(length + 1).cum_sum().shift(1, fill_value=0) + start,
         line=pl.col("line").str.strip_suffix("\r"),
     )
-    frame = frame.with_columns(fields=_split(frame.get_column("line").to_list(), source))
+    fields, unsplittable = _split(frame.get_column("line").to_list(), source)
+    frame = frame.with_columns(fields=fields, _quoting=unsplittable)
     frame = frame.with_columns(_n=pl.col("fields").list.len())
     rt = source.record_types
     kind = pl.col("fields").list.get(rt.field, null_on_oob=True) if rt else pl.lit(None, pl.String)
@@ -74,6 +79,8 @@ def read_delimited(path: Path, source: DelimitedSource, columns: list[str]) -> E
     record_error = (
         pl.when(pl.col("line").str.contains(REPLACEMENT, literal=True))
         .then(pl.lit("encoding"))
+        .when(pl.col("_quoting"))
+        .then(pl.lit("quoting"))
         .when(pl.col("_kind") != rt.detail if rt else pl.lit(False))
         .then(pl.lit("record_type"))
         .when(pl.col("_n") != expected_fields)
@@ -113,41 +120,66 @@ def read_delimited(path: Path, source: DelimitedSource, columns: list[str]) -> E
     return Extraction(records=records.drop("_kind"), manifest=manifest)
 
 
-def _lines(path: Path, encoding: str) -> list[str]:
-    """Physical lines, decoded, each with its CR if it had one (so byte offsets stay exact).
+def _lines(path: Path, encoding: str) -> tuple[list[str], list[int] | None, int]:
+    """Physical lines, decoded, each with its CR if it had one; their sizes in bytes; the BOM's size.
 
-    Undecodable bytes become U+FFFD and mark their line as bad.
+    Undecodable bytes become U+FFFD and mark their line as bad. Sizes come from the raw bytes, so
+    byte offsets stay exact past a BOM or undecodable bytes; they are None for encodings in which
+    a line feed is not the single byte 0x0A (UTF-16/32), where offsets are approximate.
     """
-    text = path.read_bytes().decode(encoding, errors="replace")
+    raw = path.read_bytes()
+    text = raw.decode(encoding, errors="replace")
+    start = 0
+    if raw.startswith(codecs.BOM_UTF8) and codecs.lookup(encoding).name in ("utf-8", "utf-8-sig"):
+        start = len(codecs.BOM_UTF8)
     if text.startswith("\ufeff"):
         text = text[1:]
     lines = text.split("\n")
+    sizes: list[int] | None = None
+    if "\n".encode(encoding) == b"\n":
+        sizes = [len(b) for b in raw[start:].split(b"\n")]
+        if len(sizes) != len(lines):
+            sizes = None
     if lines and lines[-1] == "":
         lines.pop()
-    return lines
+        if sizes is not None:
+            sizes.pop()
+    return lines, sizes, start
 
 
-def _split(lines: list[str], source: DelimitedSource) -> pl.Series:
-    """Fields of every line: a vectorised split, with the ``csv`` module for quoted lines only."""
+def _split(lines: list[str], source: DelimitedSource) -> tuple[pl.Series, pl.Series]:
+    """Fields of every line: a vectorised split, with the ``csv`` module for quoted lines only.
+
+    Also returns, per line, whether its quoting could not be read (e.g. a field past the ``csv``
+    module's size limit); such a line keeps its plain split and is marked, never guessed at.
+    """
     frame = pl.DataFrame({"line": lines}, schema={"line": pl.String}).with_row_index("i")
     fields = frame.select(f=pl.col("line").str.split(source.delimiter))
+    no_problem = pl.Series("_quoting", [False] * frame.height, dtype=pl.Boolean)
     if not source.quote:
-        return fields.get_column("f")
+        return fields.get_column("f"), no_problem
     quoted = frame.filter(pl.col("line").str.contains(source.quote, literal=True))
     if quoted.height == 0:
-        return fields.get_column("f")
+        return fields.get_column("f"), no_problem
     parsed = pl.DataFrame(
         {
             "i": quoted.get_column("i"),
-            "q": [
-                next(csv.reader([line], delimiter=source.delimiter, quotechar=source.quote), [])
-                for line in quoted.get_column("line").to_list()
-            ],
+            "q": [_quoted_fields(line, source) for line in quoted.get_column("line").to_list()],
         },
         schema={"i": pl.UInt32, "q": pl.List(pl.String)},
     )
-    joined = frame.select("i").with_columns(fields.get_column("f")).join(parsed, on="i", how="left")
-    return joined.select(pl.coalesce("q", "f")).to_series().alias("f")
+    parsed = parsed.with_columns(bad=pl.col("q").is_null())
+    joined = frame.select("i").with_columns(fields.get_column("f"))
+    joined = joined.join(parsed, on="i", how="left", maintain_order="left")  # row i stays line i
+    unreadable = joined.get_column("bad").fill_null(False).alias("_quoting")
+    return joined.select(pl.coalesce("q", "f")).to_series().alias("f"), unreadable
+
+
+def _quoted_fields(line: str, source: DelimitedSource) -> list[str] | None:
+    try:
+        return next(csv.reader([line], delimiter=source.delimiter, quotechar=source.quote), [])
+    except csv.Error:
+        return None
 
 
 def _control_records(frame: pl.DataFrame, name: str, source: DelimitedSource, n_lines: int):
@@ -195,8 +227,10 @@ def _decimal(text: str | None, source: DelimitedSource) -> Decimal | None:
     t = t.replace(source.decimal_separator, ".")
     if t.endswith("-"):
         t = "-" + t[:-1]
+    if not CONTROL_AMOUNT.fullmatch(t):  # no NaN, Infinity, exponents or non-ASCII digits
+        return None
     try:
-        return Decimal(t) if t else None
+        return Decimal(t)
     except InvalidOperation:
         return None
 
@@ -220,7 +254,7 @@ def _reconcile(
     if trailer is not None and c.record_count_field is not None:
         raw = _field(trailer, c.record_count_field)
         line = trailer["_source_line"]
-        if raw is None or not raw.strip().isdigit():
+        if raw is None or not re.fullmatch(r"[0-9]+", raw.strip()):
             problems.append(
                 ControlProblem(
                     "controls",
@@ -273,7 +307,11 @@ def _reconcile(
             total = amounts.get_column("amount").sum()
             actual_total = Decimal(total) if total is not None else Decimal(0)
             if declared_total is not None:
-                actual_total = actual_total.quantize(declared_total)
+                # Compared exactly: a trailer of 2481 does not reconcile details summing to 2481.12.
+                # The trailer's scale is used for display only where that loses nothing.
+                with localcontext(prec=80):
+                    same_scale = actual_total.quantize(declared_total)
+                actual_total = same_scale if same_scale == actual_total else _plain(actual_total)
             if declared_total is not None and declared_total != actual_total:
                 problems.append(
                     ControlProblem(
@@ -288,13 +326,21 @@ def _reconcile(
     return Controls(declared_count, actual_count, declared_total, actual_total, tuple(problems))
 
 
+def _plain(value: Decimal) -> Decimal:
+    """``2481.120000000000`` as ``2481.12``, for messages (never in exponent notation)."""
+    exponent = value.normalize().as_tuple().exponent
+    places = max(0, -exponent) if isinstance(exponent, int) else 0
+    with localcontext(prec=80):
+        return value.quantize(Decimal(1).scaleb(-places))
+
+
 def _amount_expr(text: pl.Expr, source: DelimitedSource) -> pl.Expr:
     """A controlled amount as an exact decimal (null where unreadable), vectorised."""
     fmt = TextFormat(
         decimal_separator=source.decimal_separator, thousands_separator=source.thousands_separator
     )
     number = normalise_number(text.str.strip_chars(), fmt)
-    return pl.when(number.str.contains(r"^[+-]?\d{1,24}(\.\d{1,12})?$")).then(
+    return pl.when(number.str.contains(CONTROL_AMOUNT.pattern)).then(
         number.cast(pl.Decimal(38, 12), strict=False)
     )
 

@@ -26,7 +26,14 @@ def read_table(url: str, table: str, columns: dict[str, str], key: list[str]) ->
     """
     engine = create_engine(url)
     try:
-        with engine.connect() as conn:
+        try:
+            conn = engine.connect()
+        except Exception as exc:  # driver errors (refused, auth) are a source that cannot be read
+            raise SourceError(
+                f"{_safe(url)}: cannot connect ({type(exc).__name__}). "
+                "Fix: check the server, the credentials and the connection URL."
+            ) from exc
+        with conn:
             meta = MetaData()
             try:
                 src = Table(table, meta, autoload_with=conn)

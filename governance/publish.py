@@ -28,6 +28,7 @@ from governance.errors import GovernanceError
 from schemas.validate import CompiledContract, schema_problems
 
 BATCH_COLUMN = "_batch_id"
+STATS_PROPERTY = "delta.dataSkippingStatsColumns"
 Checkpoint = Callable[[str], None]
 
 
@@ -83,14 +84,27 @@ def stage(
     *,
     mode: Literal["replace", "upsert"],
     key: list[str],
+    stats_columns: list[str] | None = None,
 ) -> int:
-    """Write ``frame`` (valid rows) as one Delta commit tagged with the batch; return its version."""
+    """Write ``frame`` (valid rows) as one Delta commit tagged with the batch; return its version.
+
+    ``stats_columns`` are the only columns whose min/max statistics the Delta log may hold: the log
+    is metadata any Delta tool reads, so classified values must not appear in it (default: the batch
+    column only).
+    """
     data = frame.with_columns(pl.lit(batch.batch_id, pl.String).alias(BATCH_COLUMN)).to_arrow()
     meta = {"assay.batch": batch.batch_id, "assay.checksum": batch.checksum, "assay.run": batch.run_id or ""}
+    stats = {STATS_PROPERTY: ",".join([*(stats_columns or []), BATCH_COLUMN])}
     if not DeltaTable.is_deltatable(str(table)):
         table.parent.mkdir(parents=True, exist_ok=True)
-        write_deltalake(str(table), data, mode="append", commit_properties=_props(meta))
-    elif mode == "replace":
+        write_deltalake(str(table), data, mode="append", commit_properties=_props(meta), configuration=stats)
+        return DeltaTable(str(table)).version()
+    existing = DeltaTable(str(table))
+    if existing.metadata().configuration.get(STATS_PROPERTY) != stats[STATS_PROPERTY]:
+        existing.alter.set_table_properties(
+            stats, commit_properties=_props({"assay.action": "stats-columns"})
+        )
+    if mode == "replace":
         write_deltalake(
             str(table),
             data,
@@ -151,7 +165,10 @@ def write_audit_publish(
         )
     certified = state.certified_version
     reconcile_orphans(table, certified)
-    version = stage(table, valid, batch, mode=mode, key=contract.primary_key)
+    unclassified = [
+        c.name for c in contract.columns if c.pii is None and c.classification in ("public", "internal")
+    ]
+    version = stage(table, valid, batch, mode=mode, key=contract.primary_key, stats_columns=unclassified)
     catalog.stage_batch(
         batch,
         delta_version=version,

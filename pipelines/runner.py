@@ -51,6 +51,7 @@ def run_datasets(
     defs = dg.Definitions.merge(
         dg.Definitions(resources={"assay": resource}), *[dataset_definitions(c) for c in contracts]
     )
+    close_dead_runs(instance)
     results: list[dict[str, Any]] = []
 
     def report(summary: dict[str, Any]) -> None:
@@ -99,6 +100,35 @@ def run_datasets(
     return results
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def close_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the runs this CLI started whose process died (a crash or a kill) and that still show
+    as started: in-process runs have no run monitor to notice. Returns their run ids."""
+    closed = []
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags={"assay/launcher": "cli"})
+    )
+    for run in runs:
+        pid = int(run.tags.get("assay/pid", "0") or 0)
+        if pid and not _alive(pid):
+            instance.report_run_failed(
+                run,
+                message=f"the process running it (pid {pid}) died; `assay run` "
+                "finishes the interrupted batch on its next run",
+            )
+            closed.append(run.run_id)
+    return closed
+
+
 def _execute(
     job: dg.JobDefinition, instance: dg.DagsterInstance, contract: Contract, partition: str | None
 ) -> dict[str, Any]:
@@ -107,7 +137,7 @@ def _execute(
         partition_key=partition,
         raise_on_error=False,
         run_config=QUIET,
-        tags={"assay/dataset": contract.id},
+        tags={"assay/dataset": contract.id, "assay/launcher": "cli", "assay/pid": str(os.getpid())},
     )
     for event in result.all_events:
         if event.is_step_materialization:

@@ -13,6 +13,11 @@ PathKey = tuple[str | int, ...]
 class YamlSyntaxError(ValueError):
     """The file is not valid YAML; the message names file, line and column."""
 
+    def __init__(self, message: str, line: int = 1, problem: str = "") -> None:
+        super().__init__(message)
+        self.line = line
+        self.problem = problem
+
 
 def load_with_lines(path: Path) -> tuple[Any, dict[PathKey, int]]:
     """Parse ``path`` and return its data with a map from each value's path to its 1-based line."""
@@ -25,7 +30,11 @@ def load_with_lines(path: Path) -> tuple[Any, dict[PathKey, int]]:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise YamlSyntaxError(
-            f"{where}: not valid YAML ({problem}). Fix the syntax at that position."
+            f"{where}: not valid YAML ({problem}). Fix the syntax at that position.",
+            line=mark.line + 1 if mark else 1,
+            problem=f"not valid YAML ({problem}) at column {mark.column + 1}"
+            if mark
+            else f"not valid YAML ({problem})",
         ) from exc
     lines: dict[PathKey, int] = {}
     if node is not None:

@@ -187,7 +187,9 @@ def load_contract(path: str | Path) -> Contract:
     try:
         data, lines = load_with_lines(path)
     except YamlSyntaxError as exc:
-        raise ContractError(path, [ContractProblem(1, str(exc), "")]) from exc
+        raise ContractError(
+            path, [ContractProblem(exc.line, exc.problem or str(exc), "fix the syntax at that position")]
+        ) from exc
     except OSError as exc:
         raise ContractError(
             path, [ContractProblem(1, f"cannot read: {exc.strerror}", "check the path")]
@@ -233,15 +235,39 @@ class _ContractBuilder:
                 self.path, [ContractProblem(1, "a contract is a YAML mapping", "see docs/contracts.md")]
             )
         self._check_odcs()
-        contract = self._assay_rules()
+        try:
+            contract = self._assay_rules()
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # A shape assay's rules cannot read; the ODCS problems above, if any, say where it is.
+            contract = None
+            if not self.problems:
+                self.problem(
+                    (), f"cannot be read as a contract ({type(exc).__name__}: {exc})", "see docs/contracts.md"
+                )
         if self.problems or contract is None:
-            raise ContractError(self.path, sorted(self.problems, key=lambda p: p.line))
+            unique = list(dict.fromkeys(self.problems))
+            raise ContractError(self.path, sorted(unique, key=lambda p: p.line))
         return contract
 
     def _check_odcs(self) -> None:
-        for err in sorted(_odcs_validator().iter_errors(self.data), key=lambda e: list(e.absolute_path)):
+        errors = sorted(_odcs_validator().iter_errors(self.data), key=lambda e: list(e.absolute_path))
+        unexpected: set[PathKey] = set()
+        for err in errors:
             where = tuple(err.absolute_path)
             loc = "/".join(str(p) for p in where) or "(top level)"
+            keys = _named_keys(err)
+            if err.validator == "additionalProperties" and keys:
+                unexpected.update((*where, k) for k in keys)
+                self.problem(
+                    (*where, keys[0]),
+                    f"ODCS v3.1: {loc}: {', '.join(map(repr, keys))} is not an ODCS field here",
+                    "remove or rename it; assay's own settings go under customProperties",
+                )
+                continue
+            if err.validator == "unevaluatedProperties" and keys:
+                if all((*where, k) in unexpected for k in keys):
+                    continue  # the same key, already reported as an additional property
+                where = (*where, keys[0])
             self.problem(
                 where, f"ODCS v3.1: {loc}: {_short(err.message)}", "make the document valid ODCS v3.1"
             )
@@ -249,15 +275,15 @@ class _ContractBuilder:
     def _assay_rules(self) -> Contract | None:
         d = self.data
         cid = d.get("id")
-        if not isinstance(cid, str) or not DATASET_ID.fullmatch(cid):
+        id_ok = isinstance(cid, str) and DATASET_ID.fullmatch(cid) is not None
+        if not id_ok:
             self.problem(
                 ("id",),
                 f"dataset id {cid!r} is not lowercase 'domain.name' of [a-z0-9_]",
                 "write e.g. id: erp.orders",
             )
-            return None
-        domain, name = cid.split(".")
-        if d.get("domain", domain) != domain:
+        domain, name = str(cid).split(".") if id_ok else ("", "")
+        if id_ok and d.get("domain", domain) != domain:
             self.problem(
                 ("domain",),
                 f"domain {d.get('domain')!r} differs from the id's domain {domain!r}",
@@ -265,11 +291,13 @@ class _ContractBuilder:
             )
         business, ops = self._owners()
         props = self._custom(d.get("customProperties"), ("customProperties",))
-        source = self._source(props.get("source"), props_path=("customProperties",))
+        source = self._source(
+            props.get("source"), props_path=self._custom_path(("customProperties",), "source")
+        )
         tz = props.get("sourceTimezone", "UTC")
         if not isinstance(tz, str) or not _valid_timezone(tz):
             self.problem(
-                ("customProperties",),
+                self._custom_path(("customProperties",), "sourceTimezone"),
                 f"sourceTimezone {tz!r} is not an IANA time zone",
                 "write e.g. Europe/Berlin or UTC",
             )
@@ -278,7 +306,7 @@ class _ContractBuilder:
         max_ratio = quarantine.get("maxRatio", 0.05) if isinstance(quarantine, dict) else None
         if not isinstance(max_ratio, int | float) or not 0 <= max_ratio <= 1:
             self.problem(
-                ("customProperties",),
+                self._custom_path(("customProperties",), "quarantine"),
                 f"quarantine.maxRatio {max_ratio!r} is not a ratio in [0, 1]",
                 "write e.g. quarantine: {maxRatio: 0.05}",
             )
@@ -292,7 +320,7 @@ class _ContractBuilder:
                 "a SQL source needs a primaryKey column to upsert by",
                 "mark the key column with primaryKey: true",
             )
-        if self.problems or source is None or business is None or ops is None:
+        if self.problems or not id_ok or source is None or business is None or ops is None:
             return None
         text = self.path.read_bytes()
         description = d.get("description") or {}
@@ -316,6 +344,7 @@ class _ContractBuilder:
     def _owners(self) -> tuple[str | None, str | None]:
         team = self.data.get("team")
         members = team.get("members", []) if isinstance(team, dict) else []
+        members = members if isinstance(members, list) else []
         business = ops = None
         for m in members:
             if not isinstance(m, dict):
@@ -331,7 +360,7 @@ class _ContractBuilder:
         ):
             if who is None:
                 self.problem(
-                    ("team",),
+                    ("team", "members") if members else ("team",),
                     f"no {label}: a dataset without both owners is never certified",
                     f"add a team member with role: {role} (an email or team:name)",
                 )
@@ -344,9 +373,19 @@ class _ContractBuilder:
         return business, ops
 
     def _custom(self, items: Any, where: PathKey) -> dict[str, Any]:
-        if items is None:
+        if not isinstance(items, list):
             return {}
         return {i["property"]: i.get("value") for i in items if isinstance(i, dict) and "property" in i}
+
+    def _custom_path(self, where: PathKey, prop: str) -> PathKey:
+        """Where the value of customProperties entry ``prop`` under ``where`` is, for error lines."""
+        items: Any = self.data
+        for key in where:
+            items = items.get(key) if isinstance(items, dict) else None
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict) and item.get("property") == prop:
+                return (*where, i, "value")
+        return where
 
     def _source(self, raw: Any, props_path: PathKey) -> Source | None:
         if not isinstance(raw, dict):
@@ -362,6 +401,9 @@ class _ContractBuilder:
                 return _delimited(raw)
             if kind == "sql":
                 return SqlSource(kind="sql", connection=str(raw["connection"]), table=str(raw["table"]))
+        except _SourceOptionError as exc:
+            self.problem((*props_path, exc.option), f"source: {exc}", "see docs/contracts.md, 'Sources'")
+            return None
         except (LookupError, TypeError, ValueError) as exc:
             self.problem(props_path, f"source: {exc}", "see docs/contracts.md, 'Sources'")
             return None
@@ -563,6 +605,13 @@ class _ContractBuilder:
         description = str(q.get("description", ""))
         if metric == "invalidValues":
             if "validValues" in args:
+                if not isinstance(args["validValues"], list):
+                    self.problem(
+                        (*where, "arguments", "validValues"),
+                        f"validValues {args['validValues']!r} is not a list",
+                        "write e.g. validValues: [EUR, USD]",
+                    )
+                    return None
                 return Rule(
                     rule_name,
                     name,
@@ -622,6 +671,14 @@ def _tolerance(q: dict[str, Any]) -> float | None:
     return None
 
 
+class _SourceOptionError(ValueError):
+    """A source option that cannot be used; ``option`` names it so the error can point at its line."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
 def _delimited(raw: dict[str, Any]) -> DelimitedSource:
     known = {
         "kind",
@@ -639,13 +696,20 @@ def _delimited(raw: dict[str, Any]) -> DelimitedSource:
         "header",
         "trailer",
     }
-    unknown = sorted(set(raw) - known)
+    unknown = sorted(set(raw) - known, key=str)
     if unknown:
-        raise ValueError(f"unknown option(s) {unknown}")
+        raise _SourceOptionError(unknown[0], f"unknown option(s) {unknown}")
     rt = raw.get("recordTypes")
     header = raw.get("header") or {}
     trailer = raw.get("trailer") or {}
     amount = trailer.get("amountTotal") or {}
+    for option, positions in (("header", header), ("trailer", trailer)):
+        for key, value in positions.items():
+            value = value.get("field") if key == "amountTotal" and isinstance(value, dict) else value
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise _SourceOptionError(
+                    option, f"{option}.{key} {value!r} is not a field position (0, 1, ...)"
+                )
     encoding = str(raw.get("encoding", "utf-8"))
     "".encode(encoding)  # raises LookupError -> reported below
     delimiter = str(raw.get("delimiter", ","))
@@ -719,6 +783,13 @@ def _valid_timezone(tz: str) -> bool:
     except (ZoneInfoNotFoundError, ValueError):
         return False
     return True
+
+
+def _named_keys(err: jsonschema.ValidationError) -> list[str]:
+    """The keys of the offending mapping that an additional/unevaluated-properties error names."""
+    if not isinstance(err.instance, dict):
+        return []
+    return [k for k in err.instance if isinstance(k, str) and repr(k) in err.message]
 
 
 def _short(message: str) -> str:
