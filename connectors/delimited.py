@@ -140,7 +140,7 @@ def _lines(path: Path, encoding: str) -> tuple[list[str], list[int] | None, int]
         sizes = [len(b) for b in raw[start:].split(b"\n")]
         if len(sizes) != len(lines):
             sizes = None
-    if lines and lines[-1] == "":
+    while lines and lines[-1].strip("\r") == "":  # blank lines after the last record carry nothing
         lines.pop()
         if sizes is not None:
             sizes.pop()

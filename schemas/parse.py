@@ -95,7 +95,25 @@ def parse_expr(column: Column, fmt: TextFormat) -> pl.Expr:
         )
     if kind == "timestamp":
         if fmt.timestamp_format is None:
-            local = text.str.replace(" ", "T").str.strptime(pl.Datetime("us"), strict=False)
+            # SQL text: ISO with a space or 'T'; values with an explicit offset (PostgreSQL timestamptz
+            # renders '+00') are instants, the rest are local times in the source's zone.
+            iso = text.str.replace(" ", "T")
+            offset = iso.str.contains(r"([+-]\d{2}(:?\d{2})?|Z)$")
+            aware = (
+                iso.str.replace(r"Z$", "+00:00")
+                .str.replace(r"([+-]\d{2})$", "${1}:00")
+                .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_zone="UTC")
+            )
+            local = iso.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False)
+            return (
+                pl.when(offset)
+                .then(aware)
+                .otherwise(
+                    local.dt.replace_time_zone(
+                        fmt.timezone, ambiguous="earliest", non_existent="null"
+                    ).dt.convert_time_zone("UTC")
+                )
+            )
         else:
             local = text.str.strptime(
                 pl.Datetime("us"), column.format or fmt.timestamp_format, strict=False, exact=True

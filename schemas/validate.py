@@ -86,7 +86,7 @@ def _pandera_check(rule: Rule, col: Column) -> pa.Check | None:
         case "in_set":
             return pa.Check.isin(rule.args["values"])
         case "pattern":
-            return pa.Check.str_matches(str(value))
+            return pa.Check.str_contains(str(value))
         case "min_length":
             return pa.Check.str_length(min_value=value)
         case "max_length":
@@ -108,9 +108,8 @@ def _check_passes(check: pa.Check, value: pl.Expr) -> pl.Expr:
             return value < s["max_value"]
         case "isin":
             return value.is_in(list(s["allowed_values"]))
-        case "str_matches":
+        case "str_contains":
             pattern = s["pattern"]
-            pattern = pattern if pattern.startswith("^") else "^(?:" + pattern + ")"
             return value.str.contains(pattern)
         case "str_length":
             length = value.str.len_chars()
@@ -218,7 +217,7 @@ def schema_problems(compiled: CompiledContract, frame: pl.LazyFrame) -> list[str
     except pa.errors.SchemaError as exc:
         return [_without_values(str(exc))]
     except pl.exceptions.ColumnNotFoundError as exc:
-        return [f"column missing from the staged version: {exc}"]
+        return [f"column missing from the staged version: {str(exc).splitlines()[0]}"]
     return []
 
 

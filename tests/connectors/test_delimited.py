@@ -322,3 +322,10 @@ def test_any_whole_file_never_crashes(contract: Contract, data: bytes) -> None:
         utf8 = dataclasses.replace(contract.source, encoding="utf-8")
         extraction = read(contract, path, utf8)
         assert extraction.manifest.rows_read == extraction.records.height
+
+
+def test_blank_lines_after_the_trailer_are_ignored(tmp_path: Path, contract: Contract) -> None:
+    text = batch([detail(1), detail(2)], total="2469,12") + CRLF + CRLF
+    extraction = read(contract, write(tmp_path, text))
+    assert extraction.manifest.controls.problems == ()
+    assert extraction.manifest.rows_read == 2

@@ -259,3 +259,41 @@ def test_refused_login_is_a_source_error_without_the_password(mariadb_url: str) 
     with pytest.raises(SourceError, match=r"cannot connect.*Fix: ") as info:
         read_table(url, "anything", {"id": "id"}, ["id"])
     assert PASSWORD not in str(info.value) and "***" in str(info.value)
+
+
+def test_postgres_timestamptz_is_read_as_an_instant(postgres_schema: str, tmp_path: Path) -> None:
+    """timestamptz renders with an offset ('+00'); it must not be re-interpreted in the source zone."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(postgres_schema)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE events (id text primary key, at timestamptz, local_at timestamp)"))
+        conn.execute(
+            text(
+                "INSERT INTO events VALUES ('a', '2024-01-15 09:30:00+00', '2024-07-01 12:00:00'),"
+                " ('b', '2024-01-15 10:30:00.250+01', NULL)"
+            )
+        )
+    engine.dispose()
+    contract_path = tmp_path / "ops.events.yaml"
+    contract_path.write_text(
+        "apiVersion: v3.1.0\nkind: DataContract\nid: ops.events\nversion: 1.0.0\nstatus: active\n"
+        "team:\n  members:\n    - {username: a@example.com, role: businessOwner}\n"
+        "    - {username: team:ops, role: operationsOwner}\n"
+        "schema:\n  - name: events\n    properties:\n"
+        "      - {name: id, logicalType: string, primaryKey: true}\n"
+        "      - {name: at, logicalType: timestamp}\n"
+        "      - {name: local_at, logicalType: timestamp}\n"
+        "customProperties:\n  - {property: source, value: {kind: sql, connection: ops, table: events}}\n"
+        "  - {property: sourceTimezone, value: America/New_York}\n"
+    )
+    contract = load_contract(contract_path)
+    extraction = read_table(
+        postgres_schema, "events", {"id": "id", "at": "at", "local_at": "local_at"}, ["id"]
+    )
+    result = validate(compile_contract(contract), extraction.records, TextFormat.of(contract))
+    assert result.quarantine.height == 0
+    rows = {r["id"]: r for r in result.valid.to_dicts()}
+    assert rows["a"]["at"] == datetime(2024, 1, 15, 9, 30, tzinfo=UTC)
+    assert rows["b"]["at"] == datetime(2024, 1, 15, 9, 30, 0, 250000, tzinfo=UTC)
+    assert rows["a"]["local_at"] == datetime(2024, 7, 1, 16, 0, tzinfo=UTC)  # New York summer time
