@@ -1,7 +1,9 @@
 """Getting data out of legacy systems: pure functions returning raw records plus a manifest."""
 
+from connectors.bai2 import read_bai2
 from connectors.delimited import read_delimited
 from connectors.errors import ConnectorError, SourceError
+from connectors.fixed_width import read_fixed_width
 from connectors.manifest import ControlProblem, Controls, Extraction, Manifest, file_checksum
 from connectors.sql import read_table
 
@@ -13,6 +15,8 @@ __all__ = [
     "Manifest",
     "SourceError",
     "file_checksum",
+    "read_bai2",
     "read_delimited",
+    "read_fixed_width",
     "read_table",
 ]

@@ -1,45 +1,71 @@
-"""Delimited ERP batch exports: odd dialects, header and trailer control records.
+"""Delimited ERP batch exports: odd dialects, header and trailer control records, files larger than memory.
 
-A file is split into physical lines, each line into fields by the contract's delimiter: vectorised
-with polars for plain lines, by the ``csv`` module only for the lines that hold a quote character.
-Detail records become rows of String columns; a record that cannot be split into the declared
-fields (wrong field count, undecodable bytes, unknown record type) is still a row, carrying a
-``_record_error`` so validation quarantines it. The header and trailer give the batch id, business
-date and control figures; the trailer covers every physical detail record, readable or not.
+A file is read in chunks of whole lines (see :mod:`connectors._chunks`), so memory stays flat however
+large the batch; a non-UTF-8 file is transcoded chunk by chunk. Lines are split into fields natively
+by polars, by the ``csv`` module only for the lines that hold a quote character. Detail records become
+rows of String columns; a record that cannot be split into the declared fields (wrong field count,
+undecodable bytes, unknown record type) is still a row, carrying a ``_record_error`` so validation
+quarantines it. The header and trailer give the batch id, business date and control figures; the
+trailer covers every physical detail record, readable or not.
+
+:class:`DelimitedFile` reads one landed file in two passes: :meth:`~DelimitedFile.survey` reads only the
+fields the controls and the caller need and returns the manifest; :meth:`~DelimitedFile.records` then
+yields each chunk's detail records. :func:`read_delimited` returns the whole file at once.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
 import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
 
 import polars as pl
 
+from connectors._chunks import (
+    REPLACEMENT,
+    chunk_fields,
+    chunk_lines,
+    field_name,
+    file_chunks,
+    split_line,
+    split_lines,
+)
 from connectors.manifest import ControlProblem, Controls, Extraction, Manifest, file_checksum
 from schemas.contract import DelimitedSource
 from schemas.parse import TextFormat, normalise_number
 
-SINGLE_BYTE = {
-    "cp1252",
-    "windows-1252",
-    "latin-1",
-    "latin1",
-    "iso-8859-1",
-    "iso8859-1",
-    "ascii",
-    "cp850",
-    "cp437",
-}
-REPLACEMENT = "\ufffd"
+DEFAULT_CHUNK_BYTES = 24 << 20  # below glibc's mmap threshold cap, so chunk buffers are reused
 CONTROL_AMOUNT = re.compile(r"^[+-]?[0-9]{1,24}(\.[0-9]{1,12})?$")
+ORIGIN = {"_source_line": pl.Int64, "_source_offset": pl.Int64, "_record_error": pl.String}
 
 
-def read_delimited(path: Path, source: DelimitedSource, columns: list[str]) -> Extraction:
-    """Read one delivered file into raw detail records and its manifest.
+@dataclass
+class _Edge:
+    """A header or trailer record: its line number and fields."""
+
+    line: int
+    fields: list[str]
+
+
+@dataclass
+class _Tally:
+    """What the pass over a file found: its edges, and the control figures of its detail records."""
+
+    lines: int = 0
+    rows: int = 0
+    details: int = 0
+    total: Decimal | None = None
+    unreadable: int = 0
+    first_unreadable: int | None = None
+    header: _Edge | None = None
+    trailer: _Edge | None = None
+
+
+class DelimitedFile:
+    """One delivered delimited file, read chunk by chunk.
 
     Parameters
     ----------
@@ -49,173 +75,321 @@ def read_delimited(path: Path, source: DelimitedSource, columns: list[str]) -> E
         The contract's source settings: dialect, encoding, record types and control positions.
     columns
         Contract column names, in the order their fields appear in a detail record.
+    chunk_bytes
+        About how many bytes of the file each chunk holds (always whole lines).
+    checksum
+        The file's SHA-256 when already known (a landed file is named by it); computed otherwise.
     """
-    checksum, size = file_checksum(path)
-    lines, sizes, start = _lines(path, source.encoding)
-    offset = 1 if source.record_types else 0
-    expected_fields = len(columns) + offset
-    frame = pl.DataFrame({"line": lines}, schema={"line": pl.String}).with_row_index("_source_line", offset=1)
-    if sizes is not None:
-        length = pl.Series(sizes, dtype=pl.Int64)
-    elif source.encoding.lower() in SINGLE_BYTE:
-        length = frame.get_column("line").str.len_chars().cast(pl.Int64)
-    else:
-        length = frame.get_column("line").str.len_bytes().cast(pl.Int64)
-    frame = frame.with_columns(
-        _source_offset=(length + 1).cum_sum().shift(1, fill_value=0) + start,
-        line=pl.col("line").str.strip_suffix("\r"),
-    )
-    fields, unsplittable = _split(frame.get_column("line").to_list(), source)
-    frame = frame.with_columns(fields=fields, _quoting=unsplittable)
-    frame = frame.with_columns(_n=pl.col("fields").list.len())
-    rt = source.record_types
-    kind = pl.col("fields").list.get(rt.field, null_on_oob=True) if rt else pl.lit(None, pl.String)
-    frame = frame.with_columns(_kind=kind)
-    header, trailer, problems = _control_records(frame, path.name, source, len(lines))
-    detail = frame
-    if rt:
-        skip = [r for r in (header, trailer) if r is not None]
-        detail = frame.filter(~pl.col("_source_line").is_in([int(r["_source_line"]) for r in skip]))
-    record_error = (
-        pl.when(pl.col("line").str.contains(REPLACEMENT, literal=True))
-        .then(pl.lit("encoding"))
-        .when(pl.col("_quoting"))
-        .then(pl.lit("quoting"))
-        .when(pl.col("_kind") != rt.detail if rt else pl.lit(False))
-        .then(pl.lit("record_type"))
-        .when(pl.col("_n") != expected_fields)
-        .then(pl.lit("field_count"))
-        .otherwise(None)
-    )
-    records = detail.select(
-        [
-            pl.col("fields").list.get(i + offset, null_on_oob=True).alias(name)
-            for i, name in enumerate(columns)
-        ]
-        + [
-            pl.col("_source_line").cast(pl.Int64),
-            pl.col("_source_offset").cast(pl.Int64),
-            record_error.alias("_record_error"),
-            pl.col("_kind"),
-        ]
-    )
-    controls = _reconcile(records, header, trailer, problems, path.name, source, columns, offset)
-    batch_id, business_date, header_problems = _header_facts(header, path, source)
-    controls = Controls(
-        controls.declared_count,
-        controls.actual_count,
-        controls.declared_total,
-        controls.actual_total,
-        (*header_problems, *controls.problems),
-    )
-    manifest = Manifest(
-        source=path.name,
-        checksum=checksum,
-        size=size,
-        batch_id=batch_id,
-        business_date=business_date,
-        rows_read=records.height,
-        controls=controls,
-    )
-    return Extraction(records=records.drop("_kind"), manifest=manifest)
 
+    def __init__(
+        self,
+        path: Path,
+        source: DelimitedSource,
+        columns: Sequence[str],
+        *,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        checksum: str | None = None,
+    ) -> None:
+        self.path = path
+        self.source = source
+        self.columns = list(columns)
+        self.chunk_bytes = chunk_bytes
+        self.checksum = checksum
+        self.offset = 1 if source.record_types else 0
+        self.width = len(self.columns) + self.offset
 
-def _lines(path: Path, encoding: str) -> tuple[list[str], list[int] | None, int]:
-    """Physical lines, decoded, each with its CR if it had one; their sizes in bytes; the BOM's size.
+    def survey(
+        self, keep: Sequence[str] = (), each: Callable[[pl.DataFrame], object] | None = None
+    ) -> Manifest:
+        """Pass 1: batch facts and control figures, reading only the fields they and ``keep`` need.
 
-    Undecodable bytes become U+FFFD and mark their line as bad. Sizes come from the raw bytes, so
-    byte offsets stay exact past a BOM or undecodable bytes; they are None for encodings in which
-    a line feed is not the single byte 0x0A (UTF-16/32), where offsets are approximate.
-    """
-    raw = path.read_bytes()
-    text = raw.decode(encoding, errors="replace")
-    start = 0
-    if raw.startswith(codecs.BOM_UTF8) and codecs.lookup(encoding).name in ("utf-8", "utf-8-sig"):
-        start = len(codecs.BOM_UTF8)
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.split("\n")
-    sizes: list[int] | None = None
-    if "\n".encode(encoding) == b"\n":
-        sizes = [len(b) for b in raw[start:].split(b"\n")]
-        if len(sizes) != len(lines):
-            sizes = None
-    while lines and lines[-1].strip("\r") == "":  # blank lines after the last record carry nothing
-        lines.pop()
-        if sizes is not None:
-            sizes.pop()
-    return lines, sizes, start
-
-
-def _split(lines: list[str], source: DelimitedSource) -> tuple[pl.Series, pl.Series]:
-    """Fields of every line: a vectorised split, with the ``csv`` module for quoted lines only.
-
-    Also returns, per line, whether its quoting could not be read (e.g. a field past the ``csv``
-    module's size limit); such a line keeps its plain split and is marked, never guessed at.
-    """
-    frame = pl.DataFrame({"line": lines}, schema={"line": pl.String}).with_row_index("i")
-    fields = frame.select(f=pl.col("line").str.split(source.delimiter))
-    no_problem = pl.Series("_quoting", [False] * frame.height, dtype=pl.Boolean)
-    if not source.quote:
-        return fields.get_column("f"), no_problem
-    quoted = frame.filter(pl.col("line").str.contains(source.quote, literal=True))
-    if quoted.height == 0:
-        return fields.get_column("f"), no_problem
-    parsed = pl.DataFrame(
-        {
-            "i": quoted.get_column("i"),
-            "q": [_quoted_fields(line, source) for line in quoted.get_column("line").to_list()],
-        },
-        schema={"i": pl.UInt32, "q": pl.List(pl.String)},
-    )
-    parsed = parsed.with_columns(bad=pl.col("q").is_null())
-    joined = frame.select("i").with_columns(fields.get_column("f"))
-    joined = joined.join(parsed, on="i", how="left", maintain_order="left")  # row i stays line i
-    unreadable = joined.get_column("bad").fill_null(False).alias("_quoting")
-    return joined.select(pl.coalesce("q", "f")).to_series().alias("f"), unreadable
-
-
-def _quoted_fields(line: str, source: DelimitedSource) -> list[str] | None:
-    try:
-        return next(csv.reader([line], delimiter=source.delimiter, quotechar=source.quote), [])
-    except csv.Error:
-        return None
-
-
-def _control_records(frame: pl.DataFrame, name: str, source: DelimitedSource, n_lines: int):
-    """The header (first line) and trailer (last line), if the contract declares record types."""
-    rt = source.record_types
-    problems: list[ControlProblem] = []
-    if rt is None:
-        return None, None, problems
-    if frame.height == 0:
-        problems.append(
-            ControlProblem("structure", f"{name}: the file is empty. Fix: ask the source to re-send it.")
-        )
-        return None, None, problems
-    first = frame.row(0, named=True)
-    last = frame.row(frame.height - 1, named=True)
-    header = first if first["_kind"] == rt.header else None
-    trailer = last if last["_kind"] == rt.trailer and frame.height > 1 else None
-    if header is None:
-        problems.append(
-            ControlProblem(
-                "structure",
-                f"{name} line 1: no header record ('{rt.header}' in field {rt.field}). "
-                "Fix: the file is not a complete batch export; ask the source to re-send it.",
-                line=1,
+        ``each`` receives every chunk's detail records as ``_source_line`` plus the ``keep`` columns
+        (e.g. to find keys duplicated anywhere in the batch).
+        """
+        c = self.source.controls
+        wanted = list(dict.fromkeys([*keep, *([c.amount_column] if c.amount_column else [])]))
+        indices = [self._index(name) for name in wanted]
+        tally = _Tally()
+        for frame in self._frames(tally, indices):
+            records = frame.select(
+                "_source_line", "_kind", *[pl.col(field_name(self._index(n))).alias(n) for n in wanted]
             )
-        )
-    if trailer is None:
-        problems.append(
-            ControlProblem(
-                "structure",
-                f"{name} line {n_lines}: no trailer record ('{rt.trailer}' in field {rt.field}); "
-                "the file may be truncated. Fix: wait for the complete file or ask the source to re-send it.",
-                line=n_lines,
+            self._count(tally, records)
+            if each is not None:
+                each(records.select("_source_line", *keep))
+        return self._manifest(tally)
+
+    def records(self) -> Iterator[pl.DataFrame]:
+        """Pass 2: every chunk's detail records, as :func:`read_delimited` returns them."""
+        for frame in self._frames(_Tally(), None):
+            yield self._records(frame).drop("_kind")
+
+    def read(self) -> Extraction:
+        """Both at once, for a file that fits in memory: all detail records and the manifest."""
+        tally = _Tally()
+        frames = []
+        for frame in self._frames(tally, None):
+            records = self._records(frame)
+            self._count(tally, records)
+            frames.append(records.drop("_kind"))
+        empty = pl.DataFrame(schema={**{name: pl.String for name in self.columns}, **ORIGIN})
+        records = pl.concat(frames) if frames else empty
+        return Extraction(records=records, manifest=self._manifest(tally))
+
+    # -- reading ----------------------------------------------------------------------------------
+    def _index(self, column: str) -> int:
+        return self.columns.index(column) + self.offset
+
+    def _frames(self, tally: _Tally, wanted: list[int] | None) -> Iterator[pl.DataFrame]:
+        """Each chunk's lines with their fields (all, or the ``wanted`` ones) and record kind.
+
+        The header (first line) and trailer (last line) are taken out and kept on ``tally``.
+        """
+        src = self.source
+        rt = src.record_types
+        if wanted is not None and rt is not None:
+            wanted = [rt.field, *wanted]
+        native = rt is None or rt.field < self.width
+        for chunk in file_chunks(self.path, src.encoding, self.chunk_bytes):
+            lines = chunk_lines(chunk, tally.lines + 1)
+            fields = chunk_fields(
+                chunk,
+                lines,
+                src.delimiter,
+                src.quote,
+                width=self.width,
+                wanted=(wanted or [0]) if wanted is not None else None,
+                native=native,
             )
+            frame = pl.concat([lines.frame, fields], how="horizontal")
+            if rt is None:
+                frame = frame.with_columns(_kind=pl.lit(None, pl.String))
+            elif rt.field < self.width or wanted is not None:
+                frame = frame.with_columns(_kind=pl.col(field_name(rt.field)))
+            else:  # a record-type field past the declared fields: only over-long lines hold it
+                kinds, _ = split_lines(frame.get_column("line"), src.delimiter, src.quote)
+                frame = frame.with_columns(_kind=kinds.list.get(rt.field, null_on_oob=True))
+            first_line = tally.lines + 1
+            tally.lines += frame.height
+            if rt is not None and frame.height:
+                if first_line == 1:
+                    header = self._edge(frame, 0)
+                    if _kind(header, rt.field) == rt.header:
+                        tally.header = header
+                        frame = frame.slice(1)
+                if chunk.last and frame.height and tally.lines > 1:
+                    trailer = self._edge(frame, frame.height - 1)
+                    if _kind(trailer, rt.field) == rt.trailer:
+                        tally.trailer = trailer
+                        frame = frame.slice(0, frame.height - 1)
+            yield frame
+
+    def _edge(self, frame: pl.DataFrame, row: int) -> _Edge:
+        line = frame.get_column("line")[row]
+        fields = split_line(line, self.source.delimiter, self.source.quote)
+        return _Edge(int(frame.get_column("_source_line")[row]), fields)
+
+    def _records(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Detail records: one String column per contract column, origin, and why a record is unreadable."""
+        rt = self.source.record_types
+        record_error = (
+            pl.when(pl.col("line").str.contains(REPLACEMENT, literal=True))
+            .then(pl.lit("encoding"))
+            .when(pl.col("_quoting"))
+            .then(pl.lit("quoting"))
+            .when(pl.col("_kind") != rt.detail if rt else pl.lit(False))
+            .then(pl.lit("record_type"))
+            .when(pl.col("_n") != self.width)
+            .then(pl.lit("field_count"))
+            .otherwise(None)
         )
-    return header, trailer, problems
+        return frame.select(
+            [pl.col(field_name(i + self.offset)).alias(name) for i, name in enumerate(self.columns)]
+            + [
+                pl.col("_source_line").cast(pl.Int64),
+                pl.col("_source_offset").cast(pl.Int64),
+                record_error.alias("_record_error"),
+                pl.col("_kind"),
+            ]
+        )
+
+    # -- controls ---------------------------------------------------------------------------------
+    def _count(self, tally: _Tally, records: pl.DataFrame) -> None:
+        """Add one chunk's detail records to the control figures: count, exact total, unreadable amounts."""
+        src = self.source
+        rt = src.record_types
+        tally.rows += records.height
+        details = records.filter(pl.col("_kind") == rt.detail) if rt else records
+        tally.details += details.height
+        c = src.controls
+        if c.amount_total_field is None or c.amount_column is None:
+            return
+        amounts = details.select("_source_line", amount=_amount_expr(pl.col(c.amount_column), src))
+        unreadable = amounts.filter(pl.col("amount").is_null()).get_column("_source_line")
+        if unreadable.len():
+            tally.unreadable += unreadable.len()
+            if tally.first_unreadable is None:
+                tally.first_unreadable = int(unreadable[0])
+        total = amounts.get_column("amount").sum()
+        if total is not None:
+            with localcontext(prec=80):  # a running sum of many chunks' totals stays exact
+                tally.total = Decimal(total) if tally.total is None else tally.total + Decimal(total)
+
+    def _manifest(self, tally: _Tally) -> Manifest:
+        problems = self._structure(tally)
+        controls = self._reconcile(tally, problems)
+        batch_id, business_date, header_problems = _header_facts(tally.header, self.path, self.source)
+        return Manifest(
+            source=self.path.name,
+            checksum=self.checksum or file_checksum(self.path)[0],
+            size=self.path.stat().st_size,
+            batch_id=batch_id,
+            business_date=business_date,
+            rows_read=tally.rows,
+            controls=Controls(
+                controls.declared_count,
+                controls.actual_count,
+                controls.declared_total,
+                controls.actual_total,
+                (*header_problems, *controls.problems),
+            ),
+        )
+
+    def _structure(self, tally: _Tally) -> list[ControlProblem]:
+        """A missing header or trailer, or an empty file, when the contract declares record types."""
+        rt = self.source.record_types
+        name = self.path.name
+        problems: list[ControlProblem] = []
+        if rt is None:
+            return problems
+        if tally.lines == 0:
+            problems.append(
+                ControlProblem("structure", f"{name}: the file is empty. Fix: ask the source to re-send it.")
+            )
+            return problems
+        if tally.header is None:
+            problems.append(
+                ControlProblem(
+                    "structure",
+                    f"{name} line 1: no header record ('{rt.header}' in field {rt.field}). "
+                    "Fix: the file is not a complete batch export; ask the source to re-send it.",
+                    line=1,
+                )
+            )
+        if tally.trailer is None:
+            problems.append(
+                ControlProblem(
+                    "structure",
+                    f"{name} line {tally.lines}: no trailer record ('{rt.trailer}' in field {rt.field}); "
+                    "the file may be truncated. Fix: wait for the complete file or ask the source to re-send it.",
+                    line=tally.lines,
+                )
+            )
+        return problems
+
+    def _reconcile(self, tally: _Tally, problems: list[ControlProblem]) -> Controls:
+        """Compare the trailer's record count and amount total with every physical detail record."""
+        src = self.source
+        c = src.controls
+        name = self.path.name
+        trailer = tally.trailer
+        actual_count = tally.details
+        declared_count = declared_total = actual_total = None
+        if trailer is not None and c.record_count_field is not None:
+            raw = _field(trailer, c.record_count_field)
+            line = trailer.line
+            if raw is None or not re.fullmatch(r"[0-9]+", raw.strip()):
+                problems.append(
+                    ControlProblem(
+                        "controls",
+                        f"{name} line {line} (trailer), field {c.record_count_field}: "
+                        "record count is not a whole number. Fix: ask the source to re-send the batch.",
+                        line=line,
+                    )
+                )
+            else:
+                declared_count = int(raw.strip())
+                if declared_count != actual_count:
+                    problems.append(
+                        ControlProblem(
+                            "controls",
+                            f"{name} line {line} (trailer): record count expected {declared_count} (trailer), "
+                            f"found {actual_count} detail records. Fix: the file is incomplete or altered; ask the "
+                            "source to re-send the batch.",
+                            line=line,
+                        )
+                    )
+        if trailer is not None and c.amount_total_field is not None and c.amount_column is not None:
+            line = trailer.line
+            declared_total = _decimal(_field(trailer, c.amount_total_field), src)
+            if declared_total is None:
+                problems.append(
+                    ControlProblem(
+                        "controls",
+                        f"{name} line {line} (trailer), field {c.amount_total_field}: "
+                        "the amount total is not a number. Fix: ask the source to re-send the batch.",
+                        line=line,
+                        column=c.amount_column,
+                    )
+                )
+            if tally.unreadable:
+                problems.append(
+                    ControlProblem(
+                        "controls",
+                        f"{name} line {tally.first_unreadable}, column {c.amount_column}: the controlled amount "
+                        f"cannot be read ({tally.unreadable} detail record(s)), so the batch cannot be reconciled "
+                        "with its trailer. Fix: ask the source to re-send the batch.",
+                        line=tally.first_unreadable,
+                        column=c.amount_column,
+                    )
+                )
+            else:
+                actual_total = tally.total if tally.total is not None else Decimal(0)
+                if declared_total is not None:
+                    # Compared exactly: a trailer of 2481 does not reconcile details summing to 2481.12.
+                    # The trailer's scale is used for display only where that loses nothing.
+                    with localcontext(prec=80):
+                        same_scale = actual_total.quantize(declared_total)
+                    actual_total = same_scale if same_scale == actual_total else _plain(actual_total)
+                if declared_total is not None and declared_total != actual_total:
+                    problems.append(
+                        ControlProblem(
+                            "controls",
+                            f"{name} line {line} (trailer), column {c.amount_column}: control total expected "
+                            f"{declared_total} (trailer), found {actual_total} (sum of {actual_count} detail "
+                            "records). Fix: the batch does not reconcile; ask the source to re-send it.",
+                            line=line,
+                            column=c.amount_column,
+                        )
+                    )
+        return Controls(declared_count, actual_count, declared_total, actual_total, tuple(problems))
+
+
+def read_delimited(
+    path: Path, source: DelimitedSource, columns: list[str], *, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> Extraction:
+    """Read one delivered file into raw detail records and its manifest (the whole file in memory).
+
+    Parameters
+    ----------
+    path
+        The delivered (landed) file.
+    source
+        The contract's source settings: dialect, encoding, record types and control positions.
+    columns
+        Contract column names, in the order their fields appear in a detail record.
+    chunk_bytes
+        About how many bytes of the file are split at a time.
+    """
+    return DelimitedFile(path, source, columns, chunk_bytes=chunk_bytes).read()
+
+
+def _kind(edge: _Edge, index: int) -> str | None:
+    return edge.fields[index] if index < len(edge.fields) else None
+
+
+def _field(edge: _Edge, index: int) -> str | None:
+    return edge.fields[index] if index < len(edge.fields) else None
 
 
 def _decimal(text: str | None, source: DelimitedSource) -> Decimal | None:
@@ -233,97 +407,6 @@ def _decimal(text: str | None, source: DelimitedSource) -> Decimal | None:
         return Decimal(t)
     except InvalidOperation:
         return None
-
-
-def _reconcile(
-    records: pl.DataFrame,
-    header,
-    trailer,
-    problems: list[ControlProblem],
-    name: str,
-    source: DelimitedSource,
-    columns: list[str],
-    offset: int,
-) -> Controls:
-    """Compare the trailer's record count and amount total with every physical detail record."""
-    c = source.controls
-    rt = source.record_types
-    is_detail = (pl.col("_kind") == rt.detail) if rt else pl.lit(True)
-    actual_count = int(records.select(is_detail.sum()).item()) if records.height else 0
-    declared_count = declared_total = actual_total = None
-    if trailer is not None and c.record_count_field is not None:
-        raw = _field(trailer, c.record_count_field)
-        line = trailer["_source_line"]
-        if raw is None or not re.fullmatch(r"[0-9]+", raw.strip()):
-            problems.append(
-                ControlProblem(
-                    "controls",
-                    f"{name} line {line} (trailer), field {c.record_count_field}: "
-                    "record count is not a whole number. Fix: ask the source to re-send the batch.",
-                    line=line,
-                )
-            )
-        else:
-            declared_count = int(raw.strip())
-            if declared_count != actual_count:
-                problems.append(
-                    ControlProblem(
-                        "controls",
-                        f"{name} line {line} (trailer): record count expected {declared_count} (trailer), "
-                        f"found {actual_count} detail records. Fix: the file is incomplete or altered; ask the source "
-                        "to re-send the batch.",
-                        line=line,
-                    )
-                )
-    if trailer is not None and c.amount_total_field is not None and c.amount_column is not None:
-        line = trailer["_source_line"]
-        declared_total = _decimal(_field(trailer, c.amount_total_field), source)
-        if declared_total is None:
-            problems.append(
-                ControlProblem(
-                    "controls",
-                    f"{name} line {line} (trailer), field {c.amount_total_field}: "
-                    "the amount total is not a number. Fix: ask the source to re-send the batch.",
-                    line=line,
-                    column=c.amount_column,
-                )
-            )
-        amounts = records.filter(is_detail).select(
-            "_source_line", amount=_amount_expr(pl.col(c.amount_column), source)
-        )
-        unreadable = amounts.filter(pl.col("amount").is_null()).get_column("_source_line")
-        if unreadable.len():
-            problems.append(
-                ControlProblem(
-                    "controls",
-                    f"{name} line {unreadable[0]}, column {c.amount_column}: the controlled amount cannot be "
-                    f"read ({unreadable.len()} detail record(s)), so the batch cannot be reconciled with its trailer. "
-                    "Fix: ask the source to re-send the batch.",
-                    line=int(unreadable[0]),
-                    column=c.amount_column,
-                )
-            )
-        else:
-            total = amounts.get_column("amount").sum()
-            actual_total = Decimal(total) if total is not None else Decimal(0)
-            if declared_total is not None:
-                # Compared exactly: a trailer of 2481 does not reconcile details summing to 2481.12.
-                # The trailer's scale is used for display only where that loses nothing.
-                with localcontext(prec=80):
-                    same_scale = actual_total.quantize(declared_total)
-                actual_total = same_scale if same_scale == actual_total else _plain(actual_total)
-            if declared_total is not None and declared_total != actual_total:
-                problems.append(
-                    ControlProblem(
-                        "controls",
-                        f"{name} line {line} (trailer), column {c.amount_column}: control total expected "
-                        f"{declared_total} (trailer), found {actual_total} (sum of {actual_count} detail records). "
-                        "Fix: the batch does not reconcile; ask the source to re-send it.",
-                        line=line,
-                        column=c.amount_column,
-                    )
-                )
-    return Controls(declared_count, actual_count, declared_total, actual_total, tuple(problems))
 
 
 def _plain(value: Decimal) -> Decimal:
@@ -345,12 +428,9 @@ def _amount_expr(text: pl.Expr, source: DelimitedSource) -> pl.Expr:
     )
 
 
-def _field(record: dict, index: int) -> str | None:
-    fields = record["fields"]
-    return fields[index] if fields is not None and index < len(fields) else None
-
-
-def _header_facts(header, path: Path, source: DelimitedSource):
+def _header_facts(
+    header: _Edge | None, path: Path, source: DelimitedSource
+) -> tuple[str, date | None, list[ControlProblem]]:
     """Batch id and business date from the header, or from the file name when there is no header."""
     c = source.controls
     problems: list[ControlProblem] = []

@@ -14,12 +14,17 @@ import polars as pl
 
 @dataclass(frozen=True)
 class ControlProblem:
-    """A reason the batch as a whole cannot be trusted; names file, line, column and fix."""
+    """A reason the batch as a whole cannot be trusted; names file, line, column and fix.
+
+    ``expected`` and ``actual`` hold a control figure as declared and as recomputed, where there is one.
+    """
 
     check: str
     message: str
     line: int | None = None
     column: str | None = None
+    expected: str | None = None
+    actual: str | None = None
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class Controls:
     declared_total: Decimal | None = None
     actual_total: Decimal | None = None
     problems: tuple[ControlProblem, ...] = ()
+    figures: tuple[tuple[str, str | None, str | None], ...] = ()  # file-level (name, declared, actual)
 
     @property
     def reconciled(self) -> bool:

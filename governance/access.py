@@ -4,6 +4,9 @@ For trusted code in the same process as the catalog (untrusted agents go through
 Every call, allowed or denied, appends exactly one audit record before anything is returned; if the
 record cannot be written the call raises :class:`AuditError` and returns nothing.
 
+Every call re-checks the agent's token first, so a token rotated, revoked or expired after connecting
+fails at once, and a promotion or demotion applies to the next call.
+
 A read sees only the policy view of the dataset's certified Delta version::
 
     scan at datasets.certified_version
@@ -26,15 +29,13 @@ import polars as pl
 from governance import audit
 from governance.catalog import Catalog, DatasetState
 from governance.errors import AccessDenied, AuthenticationError, GovernanceError
-from governance.identity import AGENT_NAME, Agent, authenticate
+from governance.identity import AGENT_NAME, Agent, authenticate, current
 from governance.masks import ColumnPlan, column_plan, mask_expr, purpose_key
 from governance.policy import DEFAULT_POLICY_DIR, Grant, load_policy
 from governance.store import Store
+from governance.view import Denied, collect, limit_rows, select_columns, where_expr
 from schemas.contract import COLUMN_NAME, DATASET_ID, Contract, load_contracts
 
-DEFAULT_LIMIT = 1000
-MAX_LIMIT = 10_000
-MAX_WHERE_CHARS = 4000
 MIN_KEY_BYTES = 16
 
 
@@ -59,15 +60,6 @@ class _Target:
     version: int
     contract: Contract
     grant: Grant
-
-
-class _Denied(Exception):
-    """Internal: which rule denied a call, with a reason that never carries a protected value."""
-
-    def __init__(self, rule: str, reason: str) -> None:
-        super().__init__(reason)
-        self.rule = rule
-        self.reason = reason
 
 
 def connect(
@@ -104,6 +96,7 @@ def connect(
             dataset=None,
             decision="deny",
             detail={"rule": "identity", "reason": str(exc)},
+            anchor_key=audit_key,
         )
         raise
     grant = policy.grant_for(identity.name)
@@ -114,7 +107,15 @@ def connect(
         "policy": grant.source if grant else None,
         "reason": None,
     }
-    audit.append(engine, actor=identity.name, action="connect", dataset=None, decision="allow", detail=detail)
+    audit.append(
+        engine,
+        actor=identity.name,
+        action="connect",
+        dataset=None,
+        decision="allow",
+        detail=detail,
+        anchor_key=audit_key,
+    )
     return Client(
         store=store, catalog=catalog, agent=identity, grant=grant, contracts=contracts, audit_key=audit_key
     )
@@ -145,8 +146,9 @@ class Client:
     def datasets(self) -> list[dict[str, Any]]:
         """The certified datasets this agent's policy grants, newest facts from the catalog."""
         try:
+            self._refresh()
             grant = self._grant()
-        except _Denied as denied:
+        except Denied as denied:
             raise self._deny("datasets", None, denied, {}) from None
         listed = [
             _summary(state, self._contracts[state.id])
@@ -165,7 +167,7 @@ class Client:
             target = self._target(dataset)
             view, plan = self._view(target)
             schema = view.collect_schema()
-        except _Denied as denied:
+        except Denied as denied:
             raise self._deny("describe", dataset, denied, {}) from None
         columns = []
         for column in target.contract.columns:
@@ -219,13 +221,13 @@ class Client:
         }
         try:
             target = self._target(dataset)
-            rows_cap = _limit(limit)
+            rows_cap = limit_rows(limit)
             view, plan = self._view(target)
-            selected = _selected(columns, plan, dataset, self.agent)
+            selected = select_columns(columns, plan, dataset, self.agent.name, self.agent.level)
             if where is not None:
-                view = view.filter(_where(where, plan))
-            frame = _collect(view.select(selected).head(rows_cap))
-        except _Denied as denied:
+                view = view.filter(where_expr(where, plan))
+            frame = collect(view.select(selected).head(rows_cap))
+        except Denied as denied:
             raise self._deny("read", dataset, denied, detail) from None
         masks = {c: plan.masks[c] for c in selected if c in plan.masks}
         provenance = {
@@ -254,9 +256,16 @@ class Client:
         return ReadResult(frame=frame, provenance=provenance)
 
     # -- gates --------------------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        """Re-check the token on every call: rotated, revoked or expired fails at once; a new level applies."""
+        try:
+            self.agent = current(self.catalog.engine, self.agent)
+        except AuthenticationError as exc:
+            raise Denied("identity", str(exc)) from None
+
     def _grant(self) -> Grant:
         if self.grant is None:
-            raise _Denied(
+            raise Denied(
                 "policy",
                 f"agent {self.agent.name} has no policy entry, so it reads nothing (deny by default). "
                 "Fix: ask the governance officer to add it under 'agents:' in the policy.",
@@ -264,23 +273,24 @@ class Client:
         return self.grant
 
     def _target(self, dataset: str) -> _Target:
+        self._refresh()
         if not isinstance(dataset, str) or not DATASET_ID.fullmatch(dataset):
-            raise _Denied(
+            raise Denied(
                 "dataset_id", "the dataset id is not 'domain.name' of [a-z0-9_]. Fix: e.g. erp.orders."
             )
         grant = self._grant()
         if not grant.allows_dataset(dataset):
-            raise _Denied(
+            raise Denied(
                 "policy", f"dataset {dataset} is not granted to agent {self.agent.name} by {grant.source}."
             )
         state = self.catalog.dataset(dataset)
         if state is None or state.certified_version is None:
-            raise _Denied(
+            raise Denied(
                 "certified", f"dataset {dataset} has no certified version; only certified data is readable."
             )
         contract = self._contracts.get(dataset)
         if contract is None:
-            raise _Denied("contract", f"dataset {dataset} has no contract, so its classification is unknown.")
+            raise Denied("contract", f"dataset {dataset} has no contract, so its classification is unknown.")
         return _Target(state=state, version=state.certified_version, contract=contract, grant=grant)
 
     def _view(self, target: _Target) -> tuple[pl.LazyFrame, ColumnPlan]:
@@ -299,7 +309,7 @@ class Client:
         row_filter = target.grant.row_filter_expr()
         if row_filter is not None:
             if not set(row_filter.meta.root_names()) <= set(plan.shown):
-                raise _Denied(
+                raise Denied(
                     "row_filter",
                     f"the policy's row_filter for agent {self.agent.name} tests a column this agent does not "
                     f"see in {target.state.id}, so no row can be shown. Fix the row_filter at {target.grant.source}.",
@@ -315,7 +325,7 @@ class Client:
                 frame = pl.scan_delta(str(self.store.table_path(dataset)), version=version)
                 cached = (frame, frame.collect_schema())
             except Exception:  # a missing table or version; the driver's message is not passed on
-                raise _Denied(
+                raise Denied(
                     "storage",
                     f"dataset {dataset}: certified version {version} cannot be read from the warehouse.",
                 ) from None
@@ -331,14 +341,14 @@ class Client:
             dataset=dataset if isinstance(dataset, str) and DATASET_ID.fullmatch(dataset) else None,
             decision=decision,
             detail=detail,
+            anchor_key=self._audit_key,
         )
 
-    def _deny(
-        self, action: str, dataset: str | None, denied: _Denied, detail: dict[str, Any]
-    ) -> AccessDenied:
+    def _deny(self, action: str, dataset: str | None, denied: Denied, detail: dict[str, Any]) -> AccessDenied:
         """Audit a deny (raising :class:`AuditError` if that fails) and build the error to raise."""
         self._audit(action, dataset, "deny", {**detail, "rule": denied.rule, "reason": denied.reason})
-        return AccessDenied(f"{action} denied by rule '{denied.rule}': {denied.reason}")
+        error = AuthenticationError if denied.rule == "identity" else AccessDenied
+        return error(f"{action} denied by rule '{denied.rule}': {denied.reason}")
 
     def _safe_names(self, columns: Sequence[str] | None) -> list[str] | None:
         """Requested column names for the audit log; anything that is not a column name is hashed."""
@@ -365,68 +375,3 @@ def _summary(state: DatasetState, contract: Contract) -> dict[str, Any]:
         "business_owner": state.business_owner,
         "operations_owner": state.operations_owner,
     }
-
-
-def _limit(limit: int | None) -> int:
-    if limit is None:
-        return DEFAULT_LIMIT
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise _Denied("limit", "limit must be a whole number of rows, 0 or more.")
-    return min(limit, MAX_LIMIT)
-
-
-def _selected(columns: Sequence[str] | None, plan: ColumnPlan, dataset: str, agent: Agent) -> list[str]:
-    """The columns to return; asking for a withheld or unknown column denies the whole call."""
-    if columns is None:
-        return list(plan.shown)
-    if isinstance(columns, str) or not isinstance(columns, Sequence) or not columns:
-        raise _Denied("columns", "columns must be a non-empty list of column names.")
-    selected: list[str] = []
-    for name in columns:
-        if not isinstance(name, str) or not COLUMN_NAME.fullmatch(name):
-            raise _Denied("columns", "a requested column name is not a column name ([a-z_][a-z0-9_]*).")
-        if name in plan.withheld:
-            why = (
-                f"its classification is above the {agent.level} level's cap"
-                if plan.withheld[name] == "classification"
-                else "the agent's policy denies it"
-            )
-            rule = "classification" if plan.withheld[name] == "classification" else "policy_columns"
-            raise _Denied(rule, f"column {name} of {dataset} is withheld from agent {agent.name}: {why}.")
-        if name not in plan.shown:
-            raise _Denied("columns", f"column {name} is not a column of {dataset}.")
-        if name not in selected:
-            selected.append(name)
-    return selected
-
-
-def _where(where: str, plan: ColumnPlan) -> pl.Expr:
-    """Compile the agent's filter; it may only test columns of its (masked) view."""
-    if not isinstance(where, str) or not where.strip() or len(where) > MAX_WHERE_CHARS:
-        raise _Denied(
-            "where", f"where must be a SQL boolean expression of at most {MAX_WHERE_CHARS} characters."
-        )
-    try:
-        expr = pl.sql_expr(where)
-    except Exception:  # polars raises several error types for unparsable SQL; their text may echo values
-        raise _Denied("where", "where does not parse as a SQL boolean expression.") from None
-    if expr.meta.has_multiple_outputs():
-        raise _Denied("where", "where must be one boolean expression over named columns.")
-    outside = sorted(set(expr.meta.root_names()) - set(plan.shown))
-    if outside:
-        names = [n if COLUMN_NAME.fullmatch(n) else "(not a column name)" for n in outside]
-        withheld = [n for n in outside if n in plan.withheld]
-        why = "withheld from this agent" if withheld else "not in this agent's view"
-        raise _Denied("where", f"where tests {', '.join(names)}, {why}; it may only test the view's columns.")
-    return expr
-
-
-def _collect(query: pl.LazyFrame) -> pl.DataFrame:
-    try:
-        return query.collect()
-    except (
-        pl.exceptions.PolarsError
-    ) as exc:  # e.g. comparing text to a number; polars' message may echo values
-        raise _Denied(
-            "query", f"the query could not run ({type(exc).__name__}); check the where clause's types."
-        ) from None

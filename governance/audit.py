@@ -1,30 +1,27 @@
-"""The append-only, hash-chained audit log of every agent decision.
+"""The append-only, hash-chained audit log of every decision, and the anchors that keep it honest.
 
 Each record is the canonical JSON (sorted keys, no spaces, UTF-8) of
 ``{seq, ts, actor, action, dataset, decision, detail}`` and is chained to its predecessor:
 ``hash = sha256(prev_hash + record)``, the first ``prev_hash`` being 64 zeros. Appends are serialised
-by the database's write lock, so ``seq`` has no gaps and the chain no forks.
+across threads and processes: SQLite's ``BEGIN IMMEDIATE`` (see :mod:`governance.store`) and, on
+PostgreSQL, ``LOCK TABLE audit_log IN EXCLUSIVE MODE`` inside the appending transaction; so ``seq`` has
+no gaps and the chain no forks.
 
-:func:`verify` recomputes the chain and finds a record that was edited (its hash no longer matches),
-deleted (a gap in ``seq``), reordered (a row's ``seq`` differs from the one it was hashed with), or
-edited and re-hashed (the next record's ``prev_hash`` no longer matches). An attacker with write
-access who rewrites the whole tail from the edit onwards, or truncates the newest records, yields a
-chain that is consistent on its own: detecting that needs the head hash anchored outside the
-database, which is future work.
+Record types (``action``): ``connect``, ``datasets``, ``describe``, ``read`` (allow or deny, with the
+rule), ``agent.add``, ``agent.promote``, ``agent.demote``, ``agent.rotate``, ``agent.revoke``,
+``batch.certify`` (allow) and ``batch.reject`` (deny) via :func:`record_batch_outcome`.
 
-Literals in an agent's ``where`` clause are stored as keyed hashes (:func:`literal_hash`,
-:func:`redact_sql`), so the log shows what was asked without holding the values asked for.
+The chain head is anchored (:mod:`governance.anchors`) by :func:`anchor`, and by every keyed append
+that lands ``anchor_every`` records past the newest anchor; :func:`verify`
+(:mod:`governance.audit_chain`) checks chain and anchors.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import random
-import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,11 +29,36 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from governance import anchors as _anchors
+from governance.anchors import Anchor
+from governance.audit_chain import GENESIS, VerifyResult, canonical_json, chain_hash, rows, verify
 from governance.catalog import migrate
 from governance.catalog_schema import audit_log
 from governance.errors import AuditError
+from governance.redaction import literal_hash, redact_sql
 
-GENESIS = "0" * 64
+__all__ = [
+    "ANCHOR_EVERY",
+    "GENESIS",
+    "Anchor",
+    "AuditRecord",
+    "VerifyResult",
+    "anchor",
+    "append",
+    "append_in",
+    "canonical_json",
+    "chain_hash",
+    "export_lines",
+    "head",
+    "literal_hash",
+    "record_batch_outcome",
+    "records",
+    "redact_sql",
+    "verify",
+]
+
+ANCHOR_EVERY = 100
+BATCH_OUTCOMES = {"certified": ("batch.certify", "allow"), "rejected": ("batch.reject", "deny")}
 _ATTEMPTS = 8
 
 
@@ -55,32 +77,23 @@ class AuditRecord:
     hash: str
 
 
-@dataclass(frozen=True)
-class VerifyResult:
-    """The outcome of :func:`verify`: ``records`` is how many records were checked and found intact."""
-
-    ok: bool
-    records: int
-    first_bad_seq: int | None
-    message: str
-
-
-def canonical_json(record: Mapping[str, Any]) -> str:
-    """The one byte-exact text a record is hashed as."""
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def chain_hash(prev_hash: str, record_json: str) -> str:
-    return hashlib.sha256((prev_hash + record_json).encode("utf-8")).hexdigest()
-
-
+# -- writing ---------------------------------------------------------------------------------------
 def append(
-    engine: Engine, *, actor: str, action: str, dataset: str | None, decision: str, detail: Mapping[str, Any]
+    engine: Engine,
+    *,
+    actor: str,
+    action: str,
+    dataset: str | None,
+    decision: str,
+    detail: Mapping[str, Any],
+    anchor_key: bytes | None = None,
+    anchor_every: int = ANCHOR_EVERY,
 ) -> AuditRecord:
     """Append one record in its own transaction; raise :class:`AuditError` if it cannot be written.
 
     Concurrent appenders (threads or processes) are serialised by the database; a lost race on
-    ``seq`` is retried a few times before giving up.
+    ``seq`` or a lock wait that timed out is retried a few times before giving up. With ``anchor_key``
+    the chain head is anchored when it is ``anchor_every`` records past the newest anchor.
     """
     migrate(engine)
     last: Exception | None = None
@@ -88,7 +101,14 @@ def append(
         try:
             with engine.begin() as conn:
                 return append_in(
-                    conn, actor=actor, action=action, dataset=dataset, decision=decision, detail=detail
+                    conn,
+                    actor=actor,
+                    action=action,
+                    dataset=dataset,
+                    decision=decision,
+                    detail=detail,
+                    anchor_key=anchor_key,
+                    anchor_every=anchor_every,
                 )
         except (IntegrityError, OperationalError) as exc:  # lost a race for seq, or the lock timed out
             last = exc
@@ -111,13 +131,13 @@ def append_in(
     dataset: str | None,
     decision: str,
     detail: Mapping[str, Any],
+    anchor_key: bytes | None = None,
+    anchor_every: int = ANCHOR_EVERY,
 ) -> AuditRecord:
     """Append one record inside the caller's transaction (so an act and its record commit together)."""
     _lock(conn)
-    head = conn.execute(
-        select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
-    ).first()
-    seq, prev_hash = (int(head.seq) + 1, head.hash) if head is not None else (1, GENESIS)
+    seq, prev_hash = _head_in(conn)
+    seq += 1
     ts = datetime.now(UTC).isoformat(timespec="microseconds")
     record: dict[str, Any] = {
         "seq": seq,
@@ -130,6 +150,8 @@ def append_in(
     record_json = canonical_json({**record, "detail": dict(detail)})
     digest = chain_hash(prev_hash, record_json)
     conn.execute(insert(audit_log).values(**record, record=record_json, prev_hash=prev_hash, hash=digest))
+    if anchor_key is not None and _anchors.due(conn, seq, anchor_every):
+        _anchors.insert_in(conn, anchor_key, seq, digest)
     return AuditRecord(
         seq=seq,
         ts=ts,
@@ -143,6 +165,51 @@ def append_in(
     )
 
 
+def record_batch_outcome(
+    target: Engine | Connection,
+    dataset: str,
+    batch_id: str,
+    outcome: str,
+    reasons: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    actor: str = "pipeline",
+    detail: Mapping[str, Any] | None = None,
+    anchor_key: bytes | None = None,
+) -> AuditRecord:
+    """Record that a batch was certified (``batch.certify``, allow) or rejected (``batch.reject``, deny).
+
+    Pass the catalog transaction's ``Connection`` to commit the record with the certification itself.
+    ``reasons`` are the check results that decided (``{"check", "column", "message", ...}``); like the
+    catalog's batch reasons they must name columns and rules, never values. ``detail`` adds facts such as
+    ``delta_version`` or row counts.
+    """
+    if outcome not in BATCH_OUTCOMES:
+        raise AuditError(
+            f"audit_log: batch outcome {outcome!r} is not known. Fix: use one of {', '.join(BATCH_OUTCOMES)}."
+        )
+    action, decision = BATCH_OUTCOMES[outcome]
+    body = {**dict(detail or {}), "batch_id": batch_id, "outcome": outcome, "reasons": list(reasons or [])}
+    kwargs: dict[str, Any] = dict(
+        actor=actor, action=action, dataset=dataset, decision=decision, detail=body, anchor_key=anchor_key
+    )
+    if isinstance(target, Connection):
+        return append_in(target, **kwargs)
+    return append(target, **kwargs)
+
+
+def anchor(engine: Engine, key: bytes) -> Anchor:
+    """Anchor the chain head now, under the audit log's write lock; see :mod:`governance.anchors`."""
+    _anchors.check_key(key)
+    migrate(engine)
+    try:
+        with engine.begin() as conn:
+            _lock(conn)
+            seq, digest = _head_in(conn)
+            return _anchors.insert_in(conn, key, seq, digest)
+    except SQLAlchemyError as exc:
+        raise AuditError(f"audit_anchors: could not store the anchor ({type(exc).__name__}).") from exc
+
+
 def _lock(conn: Connection) -> None:
     """Take the audit log's write lock for the rest of the transaction.
 
@@ -154,6 +221,14 @@ def _lock(conn: Connection) -> None:
         conn.execute(text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
 
 
+def _head_in(conn: Connection) -> tuple[int, str]:
+    row = conn.execute(
+        select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
+    ).first()
+    return (int(row.seq), row.hash) if row is not None else (0, GENESIS)
+
+
+# -- reading ---------------------------------------------------------------------------------------
 def records(engine: Engine, *, since_seq: int = 0, limit: int | None = None) -> list[AuditRecord]:
     """Stored records with ``seq > since_seq``, oldest first (for ``assay audit`` and tests)."""
     migrate(engine)
@@ -179,109 +254,24 @@ def records(engine: Engine, *, since_seq: int = 0, limit: int | None = None) -> 
 
 
 def head(engine: Engine) -> tuple[int, str]:
-    """The newest ``(seq, hash)``, ``(0, GENESIS)`` for an empty log: what an external anchor would store."""
+    """The newest ``(seq, hash)``, ``(0, GENESIS)`` for an empty log."""
     migrate(engine)
     with engine.connect() as conn:
-        row = conn.execute(
-            select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
-        ).first()
-    return (int(row.seq), row.hash) if row is not None else (0, GENESIS)
+        return _head_in(conn)
 
 
-def verify(engine: Engine) -> VerifyResult:
-    """Recompute the whole chain, oldest first, and report the first record that breaks it."""
-    migrate(engine)
-    expected_seq, prev_hash, checked = 1, GENESIS, 0
-    query = select(audit_log).order_by(audit_log.c.seq)
-    with engine.connect() as conn:
-        for row in conn.execution_options(yield_per=1000).execute(query).mappings():
-            seq = int(row["seq"])
-            problem, bad_seq = _check_row(row, seq, expected_seq, prev_hash)
-            if problem is not None:
-                return VerifyResult(False, checked, bad_seq, problem)
-            prev_hash, expected_seq, checked = row["hash"], seq + 1, checked + 1
-    return VerifyResult(True, checked, None, f"audit_log: {checked} records, chain intact")
+def export_lines(engine: Engine, *, since_seq: int = 0) -> Iterator[str]:
+    """One JSON line per record with ``seq > since_seq``, oldest first, for a SIEM.
 
-
-def _check_row(row: Mapping[Any, Any], seq: int, expected_seq: int, prev_hash: str) -> tuple[str | None, int]:
-    """What is wrong with one row given the chain so far, and which seq to blame; ``(None, 0)`` if nothing."""
-    if seq != expected_seq:
-        return (
-            f"audit_log: seq {expected_seq} is missing (found seq {seq} next): a record was deleted",
-            expected_seq,
-        )
-    if row["hash"] != chain_hash(row["prev_hash"], row["record"]):
-        return f"audit_log: seq {seq}'s hash does not match its content: the record was edited", seq
-    try:
-        hashed = json.loads(row["record"])
-    except ValueError:
-        return f"audit_log: seq {seq}'s record is not JSON: the record was edited", seq
-    if not isinstance(hashed, dict):
-        return f"audit_log: seq {seq}'s record is not a JSON object: the record was edited", seq
-    if hashed.get("seq") != seq:
-        return (
-            f"audit_log: the row at seq {seq} was hashed as seq {hashed.get('seq')}: records were reordered",
-            seq,
-        )
-    for column in ("ts", "actor", "action", "dataset", "decision"):
-        if hashed.get(column) != row[column]:
-            return (
-                f"audit_log: seq {seq}'s {column} column differs from its hashed record: the row was edited",
-                seq,
-            )
-    if row["prev_hash"] != prev_hash:
-        if seq == 1:
-            return "audit_log: seq 1 does not start from the genesis hash: the record was replaced", seq
-        # This row is consistent on its own, so its predecessor changed after this row was chained to it.
-        return (
-            f"audit_log: seq {seq}'s prev_hash does not match seq {seq - 1}: "
-            f"seq {seq - 1} was edited and re-hashed",
-            seq - 1,
-        )
-    return None, 0
-
-
-def literal_hash(key: bytes, value: object) -> str:
-    """A keyed hash standing in for a literal in the log: equal literals give equal hashes under one key."""
-    digest = hmac.new(key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()[:16]
-    return f"<hmac:{digest}>"
-
-
-_SQL_TOKEN = re.compile(
-    r"""
-    (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))     # comments: hashed whole
-   |(?P<string>'(?:[^']|'')*(?:'|\Z))          # 'string' (unterminated runs to the end): hashed
-   |(?P<ident>"(?:[^"]|"")*(?:"|\Z))           # "quoted identifier": kept
-   |(?P<word>[^\W\d]\w*)                       # keyword or identifier: kept (so col1 keeps its 1)
-   |(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)  # number: hashed
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-
-
-def redact_sql(key: bytes, sql: str) -> str:
-    """``sql`` with every string and number literal (and comment) replaced by :func:`literal_hash`.
-
-    A string's hash is of its value (``'O''Brien'`` hashes ``O'Brien``); a number's is of its text as
-    written (``42`` and ``42.0`` differ). Limits: this is a tokenizer, not a parser. It knows
-    single-quoted strings, double-quoted identifiers, comments, words and numbers; keywords,
-    operators and identifiers are kept in clear, so a value smuggled in as a quoted identifier would be
-    kept too (such a filter is denied anyway, as the column is not in the view). Dialect extras such as
-    dollar-quoted or backslash-escaped strings are not recognised; an unterminated quote hashes
-    everything after it.
+    Each line is the hashed record plus ``prev_hash`` and ``hash``, so a consumer can recompute
+    ``hash = sha256(prev_hash + canonical JSON of the line without prev_hash and hash)`` itself.
+    Read in pages of short transactions, so an export never holds the writers up.
     """
-
-    def replace(match: re.Match[str]) -> str:
-        kind = match.lastgroup
-        token = match.group()
-        if kind == "string":
-            inner = token[1:-1] if len(token) > 1 and token.endswith("'") else token[1:]
-            return literal_hash(key, inner.replace("''", "'"))
-        if kind in ("number", "comment"):
-            return literal_hash(key, token)
-        return token
-
-    return _SQL_TOKEN.sub(replace, sql)
+    migrate(engine)
+    for row in rows(engine, since_seq):
+        line = json.loads(row["record"])
+        line.update(prev_hash=row["prev_hash"], hash=row["hash"])
+        yield canonical_json(line)
 
 
 def _detail(record_json: str) -> dict[str, Any]:

@@ -11,14 +11,16 @@ Policies are YAML files (by default every ``*.yaml`` in ``schemas/policies/``)::
 
 Deny by default: an agent without an entry reads nothing. Files are checked when loaded and every
 problem is reported at once with its file, line and fix; a gateway with an invalid policy refuses to
-start.
+start. Policy cases (``*.cases.yaml``, see :mod:`governance.policy_cases`) live in the same folder and
+are not policy files.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ DATASET_GLOB = re.compile(r"^[a-z0-9_.*?\[\]!-]+$")
 COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 PURPOSE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 _AGENT_KEYS = ("datasets", "purpose", "columns", "row_filter", "description")
+CASES_SUFFIX = ".cases.yaml"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,13 @@ class Grant:
     deny_columns: tuple[str, ...]
     row_filter: str | None
     source: str
+    # file:line of each rule, for explanations: "datasets", "purpose", "row_filter", "columns.allow",
+    # "columns.deny", and "deny:<column>" per denied column.
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def origin(self, rule: str) -> str:
+        """Where ``rule`` of this grant is written (file:line), else where the agent's entry starts."""
+        return self.origins.get(rule, self.source)
 
     def allows_dataset(self, dataset_id: str) -> bool:
         return any(fnmatch.fnmatchcase(dataset_id, glob) for glob in self.datasets)
@@ -80,7 +90,7 @@ def load_policy(path: str | Path = DEFAULT_POLICY_DIR) -> Policy:
     """Load a policy file, or every ``*.yaml`` in a folder; raise :class:`PolicyError` listing every problem."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(path.glob("*.yaml"))
+        files = sorted(f for f in path.glob("*.yaml") if not f.name.endswith(CASES_SUFFIX))
     elif path.is_file():
         files = [path]
     else:
@@ -121,7 +131,7 @@ class _FileChecker:
         self.problems = problems
 
     def problem(self, where: PathKey, message: str, fix: str) -> None:
-        self.problems.append(f"{self.file}:{line_of(self.lines, where)}: {message}. Fix: {fix}.")
+        self.problems.append(f"{self.at(where)}: {message}. Fix: {fix}.")
 
     def grants(self, data: Any) -> list[Grant]:
         if data is None:
@@ -169,6 +179,13 @@ class _FileChecker:
         row_filter = self.row_filter(name, entry.get("row_filter"), (*where, "row_filter"))
         if len(self.problems) != count:
             return None
+        origins = {key: self.at((*where, key)) for key in entry if key in _AGENT_KEYS}
+        columns = entry.get("columns") or {}
+        for key in ("allow", "deny"):
+            if key in columns:
+                origins[f"columns.{key}"] = self.at((*where, "columns", key))
+        for i, column in enumerate(deny):
+            origins[f"deny:{column}"] = self.at((*where, "columns", "deny", i))
         return Grant(
             agent=name,
             datasets=datasets,
@@ -176,8 +193,12 @@ class _FileChecker:
             allow_columns=allow,
             deny_columns=deny,
             row_filter=row_filter,
-            source=f"{self.file}:{line_of(self.lines, where)}",
+            source=self.at(where),
+            origins=origins,
         )
+
+    def at(self, where: PathKey) -> str:
+        return f"{self.file}:{line_of(self.lines, where)}"
 
     def datasets(self, name: str, raw: Any, where: PathKey) -> tuple[str, ...]:
         if not isinstance(raw, list) or not raw:

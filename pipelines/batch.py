@@ -18,14 +18,30 @@ from typing import Any, Literal
 
 import polars as pl
 
-from connectors import Extraction, Manifest, file_checksum, read_delimited, read_table
+from connectors import (
+    Extraction,
+    Manifest,
+    file_checksum,
+    read_bai2,
+    read_delimited,
+    read_fixed_width,
+    read_table,
+)
 from connectors.manifest import Controls
 from governance.catalog import Catalog
 from governance.publish import Published, write_audit_publish
 from governance.quarantine import masked_preview, write_quarantine
 from governance.store import Store
 from schemas import CompiledContract, Contract, TextFormat, Validation, validate
-from schemas.contract import DelimitedSource, Rule, SqlSource
+from schemas.contract import (
+    Bai2Source,
+    DelimitedSource,
+    FileSource,
+    FixedWidthSource,
+    Rule,
+    SqlSource,
+    has_control_records,
+)
 from schemas.validate import reason_check
 
 Checkpoint = Callable[[str], None]
@@ -113,7 +129,7 @@ class Landed:
 def source_files(store: Store, contract: Contract) -> list[Path]:
     """The delivered files waiting in the contract's drop folder, oldest name first."""
     src = contract.source
-    if not isinstance(src, DelimitedSource):
+    if not isinstance(src, FileSource):
         return []
     folder = store.resolve(src.path)
     return sorted(p for p in folder.glob(src.pattern) if p.is_file()) if folder.exists() else []
@@ -159,6 +175,10 @@ def extract_landed(contract: Contract, landed: Landed) -> Extraction:
     src = contract.source
     if isinstance(src, DelimitedSource):
         return read_delimited(landed.path, src, [c.name for c in contract.columns])
+    if isinstance(src, FixedWidthSource):
+        return read_fixed_width(landed.path, src, [c.name for c in contract.columns])
+    if isinstance(src, Bai2Source):
+        return read_bai2(landed.path, src, [c.name for c in contract.columns])
     manifest_json = json.loads((landed.path.parent / "manifest.json").read_text())
     manifest = Manifest(
         source=manifest_json["source"],
@@ -373,7 +393,7 @@ def batch_checks(compiled: CompiledContract, m: Manifest, result: Validation) ->
             {"rows_read": read, "rows_published": published, "rows_quarantined": quarantined},
         ),
     ]
-    if isinstance(contract.source, DelimitedSource) and contract.source.record_types is not None:
+    if has_control_records(contract.source):
         checks.append(_controls_check(m))
     ratio = quarantined / read if read else 0.0
     bound = contract.max_quarantine_ratio
@@ -392,7 +412,7 @@ def batch_checks(compiled: CompiledContract, m: Manifest, result: Validation) ->
             {"ratio": round(ratio, 6), "bound": bound, "rows_quarantined": quarantined},
         )
     )
-    if isinstance(contract.source, DelimitedSource):
+    if isinstance(contract.source, FileSource):
         unreadable = result.failures.get("_record", 0)
         checks.append(
             CheckOutcome(

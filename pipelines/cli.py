@@ -185,30 +185,6 @@ def agents() -> None:
     """Agent identities: tokens and autonomy levels."""
 
 
-@agents.command("add")
-@click.argument("name")
-@click.option(
-    "--level", required=True, type=click.Choice(["intern", "junior", "senior"]), help="Autonomy level."
-)
-@click.option("--expires-days", type=int, default=None, help="Token lifetime in days (default: no expiry).")
-@friendly
-def agents_add(name: str, level: str, expires_days: int | None) -> None:
-    """Create agent NAME and print its token once (only its hash is stored)."""
-    from datetime import timedelta
-
-    from governance import add_agent
-
-    store, _ = _settings()
-    expires = timedelta(days=expires_days) if expires_days else None
-    token = add_agent(store.engine(), name, level, expires_in=expires, actor=_operator())
-    click.echo(token)
-    click.echo(
-        f"assay: agent {name} ({level}) created; the token above is shown once. Give it to the agent as "
-        "ASSAY_TOKEN.",
-        err=True,
-    )
-
-
 @agents.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @friendly
@@ -304,29 +280,6 @@ def audit() -> None:
     """The hash-chained audit trail."""
 
 
-@audit.command("verify")
-@click.option("--json", "as_json", is_flag=True)
-@friendly
-def audit_verify(as_json: bool) -> None:
-    """Recompute the audit chain; name the first record that was edited, deleted or reordered."""
-    from governance import verify
-
-    store, _ = _settings()
-    result = verify(store.engine())
-    if as_json:
-        click.echo(
-            json.dumps({"ok": result.ok, "records": result.records, "first_bad_seq": result.first_bad_seq})
-        )
-    elif result.ok:
-        click.echo(f"assay: audit trail intact: {result.records} records, chain verified.")
-    if not result.ok:
-        if not as_json:
-            click.echo(
-                f"assay: audit trail BROKEN at record {result.first_bad_seq}: {result.message}", err=True
-            )
-        sys.exit(EXIT_REJECTED)
-
-
 # -- demo -------------------------------------------------------------------------------------------------
 @main.group()
 def demo() -> None:
@@ -365,5 +318,10 @@ def demo_verify() -> None:
     )
 
 
+from pipelines import cli_governance  # noqa: E402,F401  (registers agents/policy/audit commands)
+
 if __name__ == "__main__":
-    main()
+    # Run as `python -m pipelines.cli`: use the imported module, on whose groups the governance commands sit.
+    from pipelines.cli import main as registered_main
+
+    registered_main()

@@ -16,7 +16,15 @@ from pipelines.batch import BatchOutcome, Landed, land_file, land_table, process
 from pipelines.resources import AssayResource
 from pipelines.sensors import arrival_sensor
 from schemas import CompiledContract, Contract, compile_contract, dtype_of
-from schemas.contract import CLASSIFICATIONS, DelimitedSource, SqlSource, classification_rank
+from schemas.contract import (
+    CLASSIFICATIONS,
+    Bai2Source,
+    FileSource,
+    FixedWidthSource,
+    SqlSource,
+    classification_rank,
+    has_control_records,
+)
 from schemas.validate import reason_check
 
 
@@ -60,9 +68,9 @@ def check_names(contract: Contract) -> list[tuple[str, bool, str]]:
         ("rows_reconcile", True, "Rows read = rows published + rows quarantined."),
         ("quarantine_ratio", True, f"At most {contract.max_quarantine_ratio:.0%} of a batch quarantined."),
     ]
-    if isinstance(contract.source, DelimitedSource):
+    if isinstance(contract.source, FileSource):
         checks.append(("records_readable", False, "Records that cannot be split into the declared fields."))
-        if contract.source.record_types is not None:
+        if has_control_records(contract.source):
             checks.append(("controls_reconcile", True, "Header and trailer control records reconcile."))
     checks.append(
         (
@@ -93,10 +101,18 @@ def dataset_definitions(contract: Contract) -> dg.Definitions:
     compiled = compile_contract(contract)
     partitions = (
         dg.DynamicPartitionsDefinition(name=partitions_name(contract))
-        if isinstance(contract.source, DelimitedSource)
+        if isinstance(contract.source, FileSource)
         else None
     )
-    source_kind = "csv" if isinstance(contract.source, DelimitedSource) else "sql"
+    source_kind = (
+        "fixedwidth"
+        if isinstance(contract.source, FixedWidthSource)
+        else "bai2"
+        if isinstance(contract.source, Bai2Source)
+        else "sql"
+        if isinstance(contract.source, SqlSource)
+        else "csv"
+    )
     common: dict[str, Any] = dict(
         group_name=contract.domain, owners=contract.owners, tags=_tags(contract), partitions_def=partitions
     )
@@ -148,7 +164,7 @@ def _land(
 ) -> dg.Output[dict[str, str]]:
     store = assay.store()
     src = contract.source
-    if isinstance(src, DelimitedSource):
+    if isinstance(src, FileSource):
         path = store.resolve(src.path) / context.partition_key
         if not path.is_file():
             raise dg.Failure(

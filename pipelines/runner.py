@@ -20,7 +20,7 @@ from pipelines.batch import source_files
 from pipelines.factory import dataset_definitions, job_name, partitions_name, published_key
 from pipelines.resources import AssayResource
 from schemas import Contract
-from schemas.contract import DelimitedSource
+from schemas.contract import FileSource
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 Progress = Callable[[dict[str, Any]], None]
@@ -68,7 +68,7 @@ def run_datasets(
             operations_owner=contract.operations_owner,
         )
         job = defs.resolve_job_def(job_name(contract))
-        if not isinstance(contract.source, DelimitedSource):
+        if not isinstance(contract.source, FileSource):
             report(_execute(job, instance, contract, None))
             continue
         for path in source_files(store, contract):

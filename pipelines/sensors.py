@@ -17,7 +17,7 @@ from connectors import file_checksum
 from pipelines.batch import source_files
 from pipelines.resources import AssayResource
 from schemas import Contract
-from schemas.contract import DelimitedSource
+from schemas.contract import FileSource
 
 DEFAULT_INTERVAL_SECONDS = 30
 
@@ -40,7 +40,7 @@ def arrival_sensor(
 ) -> dg.SensorDefinition:
     """The sensor that watches ``contract``'s drop folder."""
     src = contract.source
-    assert isinstance(src, DelimitedSource)
+    assert isinstance(src, FileSource)
     marker: str | None = getattr(src, "done_marker", None)
 
     @dg.sensor(

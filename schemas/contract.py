@@ -8,6 +8,7 @@ Every problem is reported with the file, the line and the fix, all problems at o
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -19,7 +20,16 @@ from typing import Any, Literal
 import jsonschema
 
 from schemas._yaml import PathKey, YamlSyntaxError, line_of, load_with_lines
+from schemas.controls import ControlRecord, LayoutError, Span
 from schemas.errors import ContractError, ContractProblem
+from schemas.layout import (
+    BAI2_FIELDS,
+    FieldLayout,
+    HeaderValue,
+    parse_bai2,
+    parse_fixed_width,
+    resolve_layouts,
+)
 
 DATASET_ID = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
 COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -133,7 +143,64 @@ class SqlSource:
     table: str
 
 
-Source = DelimitedSource | SqlSource
+@dataclass(frozen=True)
+class FixedWidthSource:
+    """A fixed-width batch export: records sliced by position, per record type (see ``schemas.layout``).
+
+    ``records`` maps record type codes to roles (file_header, batch_header, detail, other, batch_trailer,
+    file_trailer); ``layouts`` holds the detail fields per code ('' = every detail type).
+    """
+
+    kind: Literal["fixed_width"]
+    path: str
+    pattern: str
+    encoding: str = "utf-8"
+    record_length: int | None = None
+    line_breaks: str = "auto"
+    length_check: str = "pad"
+    record_type: Span | None = None
+    records: tuple[tuple[str, str], ...] = ()
+    layouts: tuple[tuple[str, tuple[FieldLayout, ...]], ...] = ()
+    padding: str | None = None
+    controls: tuple[ControlRecord, ...] = ()
+    batch_id: HeaderValue | None = None
+    business_date: HeaderValue | None = None
+    business_date_window_days: int | None = None
+    date_format: str = "%Y%m%d"
+    timestamp_format: str = "%Y%m%d%H%M%S"
+    empty_dates: tuple[str, ...] = ("00000000", "000000")
+    decimal_separator: str = "."
+    thousands_separator: str | None = None
+
+
+@dataclass(frozen=True)
+class Bai2Source:
+    """BAI2 cash-management statements: transactions (16) with their account, group and file trailers."""
+
+    kind: Literal["bai2"]
+    path: str
+    pattern: str
+    encoding: str = "utf-8"
+    amount_scale: int = 2
+    business_date_window_days: int | None = None
+    date_format: str = "%y%m%d"
+    timestamp_format: str = "%y%m%d%H%M"
+    empty_dates: tuple[str, ...] = ()
+    decimal_separator: str = "."
+    thousands_separator: str | None = None
+
+
+FileSource = DelimitedSource | FixedWidthSource | Bai2Source
+Source = FileSource | SqlSource
+
+
+def has_control_records(source: Source) -> bool:
+    """Whether batches of this source carry control records that must reconcile (a blocking check)."""
+    if isinstance(source, DelimitedSource):
+        return source.record_types is not None
+    return isinstance(source, Bai2Source) or bool(
+        isinstance(source, FixedWidthSource) and (source.controls or source.records)
+    )
 
 
 @dataclass(frozen=True)
@@ -312,8 +379,8 @@ class _ContractBuilder:
             )
             max_ratio = 0.0
         columns = self._columns()
-        if source is not None and isinstance(source, DelimitedSource):
-            self._check_controls(source, columns)
+        if source is not None and isinstance(source, DelimitedSource | FixedWidthSource | Bai2Source):
+            source = self._check_controls(source, columns, self._custom_path(("customProperties",), "source"))
         if isinstance(source, SqlSource) and not any(c.primary_key for c in columns):
             self.problem(
                 ("schema",),
@@ -399,18 +466,47 @@ class _ContractBuilder:
         try:
             if kind == "delimited":
                 return _delimited(raw)
+            if kind == "fixed_width":
+                return FixedWidthSource(kind="fixed_width", **parse_fixed_width(raw))
+            if kind == "bai2":
+                return Bai2Source(kind="bai2", **parse_bai2(raw))
             if kind == "sql":
                 return SqlSource(kind="sql", connection=str(raw["connection"]), table=str(raw["table"]))
         except _SourceOptionError as exc:
             self.problem((*props_path, exc.option), f"source: {exc}", "see docs/contracts.md, 'Sources'")
             return None
+        except LayoutError as exc:
+            self.problem(
+                (*props_path, *exc.path), f"source: {exc}", "see docs/sources.md, 'Fixed-width files'"
+            )
+            return None
         except (LookupError, TypeError, ValueError) as exc:
             self.problem(props_path, f"source: {exc}", "see docs/contracts.md, 'Sources'")
             return None
-        self.problem(props_path, f"source kind {kind!r} is not known", "use kind: delimited or kind: sql")
+        self.problem(
+            props_path, f"source kind {kind!r} is not known", "use kind: delimited, fixed_width, bai2 or sql"
+        )
         return None
 
-    def _check_controls(self, source: DelimitedSource, columns: list[Column]) -> None:
+    def _check_controls(self, source: FileSource, columns: list[Column], where: PathKey) -> FileSource | None:
+        if isinstance(source, FixedWidthSource):
+            layouts, problems = resolve_layouts(
+                source.layouts, source.record_length, source.controls, columns
+            )
+            for path, message, fix in problems:
+                self.problem(
+                    (*where, *path), f"source: {message}", f"{fix} (docs/sources.md, 'Fixed-width files')"
+                )
+            return None if problems else dataclasses.replace(source, layouts=layouts)
+        if isinstance(source, Bai2Source):
+            unknown = [c.name for c in columns if c.name not in BAI2_FIELDS]
+            if unknown:
+                self.problem(
+                    ("schema",),
+                    f"column(s) {unknown} are not BAI2 transaction fields",
+                    f"name each column as one of {', '.join(BAI2_FIELDS)}",
+                )
+            return source
         amount = source.controls.amount_column
         if amount is not None:
             match = [c for c in columns if c.name == amount]
@@ -420,6 +516,7 @@ class _ContractBuilder:
                     f"control amount column {amount!r} is not a decimal column",
                     "name a column with physicalType decimal(p,s)",
                 )
+        return source
 
     def _columns(self) -> list[Column]:
         objects = self.data.get("schema") or []

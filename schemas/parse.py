@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from schemas.contract import Column, Contract, DelimitedSource
+from schemas.contract import Column, Contract, FileSource
 
 EMPTY = r"^\s*$"
 
@@ -30,7 +30,7 @@ class TextFormat:
     @classmethod
     def of(cls, contract: Contract) -> TextFormat:
         src = contract.source
-        if isinstance(src, DelimitedSource):
+        if isinstance(src, FileSource):
             return cls(
                 decimal_separator=src.decimal_separator,
                 thousands_separator=src.thousands_separator,
