@@ -76,11 +76,36 @@ class BatchRecord:
 
 
 class Catalog:
-    """Reads and writes the catalog tables. All writes are short transactions."""
+    """Reads and writes the catalog tables. All writes are short transactions.
 
-    def __init__(self, engine: Engine) -> None:
+    Certifying and rejecting a batch append their audit record in the same transaction, so the audit
+    trail never misses a certification (``audit_key`` keys the chain's periodic anchors).
+    """
+
+    def __init__(self, engine: Engine, audit_key: bytes | None = None) -> None:
         migrate(engine)
         self.engine = engine
+        self.audit_key = audit_key
+
+    def _audit_outcome(
+        self,
+        conn: Connection,
+        batch: BatchRecord,
+        outcome: str,
+        reasons: list[dict[str, Any]],
+        detail: dict[str, Any],
+    ) -> None:
+        from governance.audit import record_batch_outcome  # audit imports this module
+
+        record_batch_outcome(
+            conn,
+            batch.dataset_id,
+            batch.batch_id,
+            outcome,
+            reasons,
+            detail={"checksum": batch.checksum, "run_id": batch.run_id, **detail},
+            anchor_key=self.audit_key,
+        )
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -255,6 +280,13 @@ class Catalog:
                     updated_at=now(),
                 )
             )
+            self._audit_outcome(
+                conn,
+                batch,
+                "rejected",
+                reasons,
+                {"rows_read": rows_read, "rows_quarantined": rows_quarantined},
+            )
 
     def certify(
         self,
@@ -337,6 +369,24 @@ class Catalog:
             )
             conn.execute(
                 update(datasets).where(datasets.c.id == batch.dataset_id).values(quarantined=quarantined)
+            )
+            counts = conn.execute(
+                select(batches.c.rows_read, batches.c.rows_published, batches.c.rows_quarantined).where(
+                    batches.c.id == batch.id
+                )
+            ).one()
+            self._audit_outcome(
+                conn,
+                batch,
+                "certified",
+                [],
+                {
+                    "delta_version": new_version,
+                    "rows": rows,
+                    "rows_read": counts.rows_read,
+                    "rows_published": counts.rows_published,
+                    "rows_quarantined": counts.rows_quarantined,
+                },
             )
         return at
 

@@ -19,6 +19,7 @@ class AssayResource(dg.ConfigurableResource):
     catalog_url: str = ""
     contracts_dir: str = str(DEFAULT_CONTRACTS)
     fault: str = ""
+    audit_key: str = ""  # hex; empty: the key file under ASSAY_HOME/keys
     connections: dict[str, str] = {}
 
     def store(self) -> Store:
@@ -26,7 +27,11 @@ class AssayResource(dg.ConfigurableResource):
         return Store(home=home, catalog_url=self.catalog_url or f"sqlite:///{home / 'catalog.db'}")
 
     def catalog(self) -> Catalog:
-        return Catalog(self.store().engine())
+        from pipelines.settings import audit_key
+
+        home = self.store().home
+        key = audit_key(home, {"ASSAY_AUDIT_KEY": self.audit_key} if self.audit_key else {})
+        return Catalog(self.store().engine(), audit_key=key)
 
     def connection_url(self, name: str) -> str:
         """A SQL source's URL: ``ASSAY_CONN_<NAME>``; the demo CRM defaults to its seeded SQLite file."""

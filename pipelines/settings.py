@@ -20,6 +20,7 @@ def assay_resource(environ: dict[str, str] | None = None) -> AssayResource:
         catalog_url=env.get("ASSAY_CATALOG_URL", ""),
         contracts_dir=env.get("ASSAY_CONTRACTS") or str(DEFAULT_CONTRACTS),
         fault=env.get("ASSAY_FAULT", ""),
+        audit_key=env.get("ASSAY_AUDIT_KEY", ""),
         connections=connections,
     )
 

@@ -137,3 +137,20 @@ def test_bad_token_is_denied(demo: dict[str, Any]) -> None:
     result = CliRunner().invoke(main, ["read", "crm.accounts", "--agent", "reader-intern"], env=env)
     assert result.exit_code == 3
     assert demo["tokens"]["reader-junior"] not in result.output
+
+
+def test_certifications_and_rejections_are_in_the_audit_trail(demo: dict[str, Any]) -> None:
+    engine = create_engine(f"sqlite:///{demo['home'] / 'catalog.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT action, dataset, decision, record FROM audit_log WHERE action LIKE 'batch.%' ORDER BY seq"
+            )
+        ).all()
+    certified = [json.loads(r.record)["detail"] for r in rows if r.action == "batch.certify"]
+    rejected = [json.loads(r.record)["detail"] for r in rows if r.action == "batch.reject"]
+    assert {d["batch_id"] for d in certified} >= {"ORD20261101", "ORD20261102", "ORD20261104"}
+    assert [d["batch_id"] for d in rejected] == ["ORD20261103"]
+    assert rejected[0]["reasons"][0]["check"] == "controls"
+    faulty = next(d for d in certified if d["batch_id"] == "ORD20261102")
+    assert faulty["rows_read"] == faulty["rows_published"] + faulty["rows_quarantined"]
