@@ -32,6 +32,7 @@ from governance.errors import AccessDenied, AuthenticationError, GovernanceError
 from governance.identity import AGENT_NAME, Agent, authenticate, current
 from governance.masks import ColumnPlan, column_plan, mask_expr, purpose_key
 from governance.policy import DEFAULT_POLICY_DIR, Grant, load_policy
+from governance.read_cache import FRAMES, CertifiedFrame, decode
 from governance.store import Store
 from governance.view import Denied, collect, limit_rows, select_columns, where_expr
 from schemas.contract import COLUMN_NAME, DATASET_ID, Contract, load_contracts
@@ -70,12 +71,15 @@ def connect(
     contracts_dir: str | Path,
     policy_path: str | Path = DEFAULT_POLICY_DIR,
     audit_key: bytes,
+    in_memory: bool = True,
 ) -> Client:
     """Authenticate ``agent`` and return its client; a failed attempt is audited as a deny and raises.
 
     ``audit_key`` (at least 16 random bytes, kept secret) keys the hashes of ``where`` literals in the
     audit log and, derived per purpose, the ``hash`` mask. Invalid policy or contract files raise
-    :class:`PolicyError` / ``ContractError`` before anyone is authenticated.
+    :class:`PolicyError` / ``ContractError`` before anyone is authenticated. ``in_memory`` serves
+    certified versions from the process-wide in-memory cache (:mod:`governance.read_cache`), right for a
+    long-lived gateway; a one-shot process (the CLI) scans the Delta version instead.
     """
     if not isinstance(audit_key, bytes) or len(audit_key) < MIN_KEY_BYTES:
         raise GovernanceError(
@@ -117,7 +121,13 @@ def connect(
         anchor_key=audit_key,
     )
     return Client(
-        store=store, catalog=catalog, agent=identity, grant=grant, contracts=contracts, audit_key=audit_key
+        store=store,
+        catalog=catalog,
+        agent=identity,
+        grant=grant,
+        contracts=contracts,
+        audit_key=audit_key,
+        in_memory=in_memory,
     )
 
 
@@ -133,14 +143,15 @@ class Client:
         grant: Grant | None,
         contracts: dict[str, Contract],
         audit_key: bytes,
+        in_memory: bool = True,
     ) -> None:
+        self.in_memory = in_memory
         self.store = store
         self.catalog = catalog
         self.agent = agent
         self.grant = grant
         self._contracts = contracts
         self._audit_key = audit_key
-        self._scans: dict[tuple[str, int], tuple[pl.LazyFrame, pl.Schema]] = {}
 
     # -- the three calls --------------------------------------------------------------------------
     def datasets(self) -> list[dict[str, Any]]:
@@ -165,7 +176,7 @@ class Client:
         """The columns this agent would see of ``dataset``: type, classification, mask or withheld."""
         try:
             target = self._target(dataset)
-            view, plan = self._view(target)
+            view, plan, _ = self._view(target)
             schema = view.collect_schema()
         except Denied as denied:
             raise self._deny("describe", dataset, denied, {}) from None
@@ -222,11 +233,18 @@ class Client:
         try:
             target = self._target(dataset)
             rows_cap = limit_rows(limit)
-            view, plan = self._view(target)
+            view, plan, encoded = self._view(target)
             selected = select_columns(columns, plan, dataset, self.agent.name, self.agent.level)
-            if where is not None:
-                view = view.filter(where_expr(where, plan))
-            frame = collect(view.select(selected).head(rows_cap))
+            query = view.filter(where_expr(where, plan)) if where is not None else view
+            try:
+                frame = decode(collect(query.select(selected).head(rows_cap)), encoded)
+            except Denied:
+                if not encoded:
+                    raise
+                # Some text operations are not defined on the encoded form: run on plain text instead.
+                view, plan, encoded = self._view(target, decoded=True)
+                query = view.filter(where_expr(where, plan)) if where is not None else view
+                frame = collect(query.select(selected).head(rows_cap))
         except Denied as denied:
             raise self._deny("read", dataset, denied, detail) from None
         masks = {c: plan.masks[c] for c in selected if c in plan.masks}
@@ -293,11 +311,23 @@ class Client:
             raise Denied("contract", f"dataset {dataset} has no contract, so its classification is unknown.")
         return _Target(state=state, version=state.certified_version, contract=contract, grant=grant)
 
-    def _view(self, target: _Target) -> tuple[pl.LazyFrame, ColumnPlan]:
-        """The policy view: certified version, contract columns, withheld, masked, policy-filtered."""
-        base, schema = self._scan(target.state.id, target.version)
+    def _view(
+        self, target: _Target, *, decoded: bool = False
+    ) -> tuple[pl.LazyFrame, ColumnPlan, frozenset[str]]:
+        """The policy view: certified version, contract columns, withheld, masked, policy-filtered.
+
+        Dictionary-encoded text columns stay encoded (fast equality filters) unless ``decoded``; the
+        third value names the columns the caller must decode after collecting.
+        """
+        cached = self._scan(target.state.id, target.version)
+        schema = cached.schema
         present = {name for name in schema.names() if not name.startswith("_")}
         plan = column_plan(target.contract, self.agent.level, target.grant, present)
+        encoded = frozenset() if decoded else cached.encoded - set(plan.masks)
+        base = cached.frame.lazy()
+        to_text = sorted(cached.encoded - encoded)  # masks work on text, and so does a decoded view
+        if to_text:
+            base = base.with_columns(pl.col(to_text).cast(pl.String))
         key = purpose_key(self._audit_key, target.grant.purpose)
         exprs = [
             mask_expr(name, plan.masks[name], schema[name], key).alias(name)
@@ -315,22 +345,21 @@ class Client:
                     f"see in {target.state.id}, so no row can be shown. Fix the row_filter at {target.grant.source}.",
                 )
             view = view.filter(row_filter)
-        return view, plan
+        return view, plan, encoded
 
-    def _scan(self, dataset: str, version: int) -> tuple[pl.LazyFrame, pl.Schema]:
-        """The Delta table at exactly ``version``; cached, since a version never changes."""
-        cached = self._scans.get((dataset, version))
-        if cached is None:
-            try:
-                frame = pl.scan_delta(str(self.store.table_path(dataset)), version=version)
-                cached = (frame, frame.collect_schema())
-            except Exception:  # a missing table or version; the driver's message is not passed on
-                raise Denied(
-                    "storage",
-                    f"dataset {dataset}: certified version {version} cannot be read from the warehouse.",
-                ) from None
-            self._scans[(dataset, version)] = cached
-        return cached
+    def _scan(self, dataset: str, version: int) -> CertifiedFrame:
+        """The Delta table at exactly ``version``, held in memory: a certified version never changes."""
+        try:
+            table = self.store.table_path(dataset)
+            if not self.in_memory:
+                scan = pl.scan_delta(str(table), version=version)
+                return CertifiedFrame(frame=scan, schema=scan.collect_schema(), encoded=frozenset())
+            return FRAMES.get(table, version)
+        except Exception:  # a missing table or version; the driver's message is not passed on
+            raise Denied(
+                "storage",
+                f"dataset {dataset}: certified version {version} cannot be read from the warehouse.",
+            ) from None
 
     # -- audit ----------------------------------------------------------------------------------------
     def _audit(self, action: str, dataset: str | None, decision: str, detail: dict[str, Any]) -> None:

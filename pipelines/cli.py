@@ -249,6 +249,7 @@ def read(
         contracts_dir=contracts_dir(),
         policy_path=policy_path(),
         audit_key=audit_key(store.home),
+        in_memory=False,  # one read per process: scan the version rather than load it whole
     )
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     result = client.read(dataset, columns=cols, where=where, limit=limit)
