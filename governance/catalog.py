@@ -288,6 +288,41 @@ class Catalog:
                 {"rows_read": rows_read, "rows_quarantined": rows_quarantined},
             )
 
+    def request_replay(self, dataset_id: str, batch_id: str, *, reason: str, actor: str) -> list[BatchRecord]:
+        """Let a rejected batch be ingested again (after a contract fix): an explicit, audited act.
+
+        The rejected deliveries of ``batch_id`` are marked ``replay``; the next run processes them as new.
+        """
+        from governance.audit import append_in  # audit imports this module
+
+        with self.begin() as conn:
+            rows = (
+                conn.execute(
+                    select(batches).where(
+                        batches.c.dataset_id == dataset_id,
+                        batches.c.batch_id == batch_id,
+                        batches.c.outcome == "rejected",
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            if not rows:
+                return []
+            conn.execute(
+                update(batches).where(batches.c.id.in_([r["id"] for r in rows])).values(outcome="replay")
+            )
+            append_in(
+                conn,
+                actor=actor,
+                action="batch.replay",
+                dataset=dataset_id,
+                decision="allow",
+                detail={"batch_id": batch_id, "checksums": [r["checksum"] for r in rows], "reason": reason},
+                anchor_key=self.audit_key,
+            )
+        return [_batch(r) for r in rows]
+
     def certify(
         self,
         batch: BatchRecord,

@@ -281,6 +281,85 @@ def audit() -> None:
     """The hash-chained audit trail."""
 
 
+# -- replay, landing retention ------------------------------------------------------------------------------
+@main.command()
+@click.argument("dataset")
+@click.argument("batch")
+@click.option("--reason", required=True, help="Why the batch may now be ingested (e.g. the contract fix).")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def replay(dataset: str, batch: str, reason: str, as_json: bool) -> None:
+    """Ingest rejected BATCH of DATASET again, after a contract fix (audited)."""
+    from pipelines.runner import run_datasets
+    from pipelines.settings import assay_resource
+
+    resource = assay_resource()
+    _, contracts = _settings()
+    contract = _select(contracts, [dataset])[0]
+    replayed = resource.catalog().request_replay(contract.id, batch, reason=reason, actor=_operator())
+    if not replayed:
+        fail(
+            f"{dataset} has no rejected batch {batch}. Fix: see `assay run --json` or `assay datasets` for "
+            "rejected batches and their ids.",
+            EXIT_USAGE,
+        )
+    results = run_datasets([contract], resource)
+    mine = [r for r in results if r["batch"] == batch and r["outcome"] != "skipped"]
+    if as_json:
+        click.echo(json.dumps(mine, indent=2, default=str, ensure_ascii=False))
+    else:
+        for r in mine:
+            click.echo(
+                f"{dataset} batch {batch} from {r['source']}: {r['outcome']} (read {r['rows_read']}, "
+                f"published {r['rows_published']}, quarantined {r['rows_quarantined']})"
+            )
+    if not mine or any(r["outcome"] != "certified" for r in mine):
+        sys.exit(EXIT_REJECTED)
+
+
+@main.group()
+def landing() -> None:
+    """The landing zone of immutable raw deliveries."""
+
+
+@landing.command("prune")
+@click.argument("datasets", nargs=-1)
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def landing_prune(datasets: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+    """Remove landed deliveries past their contract's retention whose batch is settled; list each one."""
+    from pipelines.retention import expired_landings, remove
+
+    store, contracts = _settings()
+    catalog = Catalog(store.engine())
+    removed: list[dict[str, Any]] = []
+    for contract in _select(contracts, datasets):
+        for item in expired_landings(store, catalog, contract):
+            if not dry_run:
+                remove(store, item)
+            removed.append(
+                {
+                    "dataset": item.dataset,
+                    "batch": item.batch,
+                    "checksum": item.checksum,
+                    "files": list(item.files),
+                    "bytes": item.bytes,
+                    "landed_at": item.landed_at.isoformat(),
+                }
+            )
+    if as_json:
+        click.echo(json.dumps({"dry_run": dry_run, "removed": removed}, indent=2))
+        return
+    verb = "would remove" if dry_run else "removed"
+    for r in removed:
+        click.echo(
+            f"{verb} {r['dataset']} batch {r['batch']}: {', '.join(r['files'])} ({r['bytes']} bytes, "
+            f"landed {r['landed_at']})"
+        )
+    click.echo(f"assay: {verb} {len(removed)} landed deliveries.", err=True)
+
+
 # -- demo -------------------------------------------------------------------------------------------------
 @main.group()
 def demo() -> None:

@@ -86,6 +86,18 @@ def check_names(contract: Contract) -> list[tuple[str, bool, str]]:
     return checks
 
 
+def freshness_policy(contract: Contract) -> dg.FreshnessPolicy | None:
+    """Late or missing deliveries: the contract's schedule as a Dagster freshness policy (its time zone)."""
+    schedule = contract.operations.schedule
+    if schedule is None:
+        return None
+    return dg.FreshnessPolicy.cron(
+        deadline_cron=schedule.expected_by,
+        lower_bound_delta=schedule.within,
+        timezone=contract.source_timezone,
+    )
+
+
 def _tags(contract: Contract) -> dict[str, str]:
     top = max(
         (c.classification for c in contract.columns), key=classification_rank, default=CLASSIFICATIONS[0]
@@ -143,6 +155,7 @@ def dataset_definitions(contract: Contract) -> dg.Definitions:
             "contract": contract.path.name,
             "contract_version": contract.version,
         },
+        freshness_policy=freshness_policy(contract),
         **common,
     )
     def published(

@@ -41,7 +41,7 @@ def arrival_sensor(
     """The sensor that watches ``contract``'s drop folder."""
     src = contract.source
     assert isinstance(src, FileSource)
-    marker: str | None = getattr(src, "done_marker", None)
+    marker = contract.operations.done_marker
 
     @dg.sensor(
         name=f"{contract.domain}__{contract.name}__arrivals",

@@ -30,6 +30,7 @@ from schemas.layout import (
     parse_fixed_width,
     resolve_layouts,
 )
+from schemas.operations import Operations, parse_operations
 
 DATASET_ID = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
 COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -221,6 +222,7 @@ class Contract:
     path: Path
     checksum: str
     tags: tuple[str, ...] = ()
+    operations: Operations = field(default_factory=Operations)
 
     @property
     def owners(self) -> list[str]:
@@ -378,6 +380,9 @@ class _ContractBuilder:
                 "write e.g. quarantine: {maxRatio: 0.05}",
             )
             max_ratio = 0.0
+        operations, op_problems = parse_operations(props)
+        for prop, message, fix in op_problems.items:
+            self.problem(self._custom_path(("customProperties",), prop), message, fix)
         columns = self._columns()
         if source is not None and isinstance(source, DelimitedSource | FixedWidthSource | Bai2Source):
             source = self._check_controls(source, columns, self._custom_path(("customProperties",), "source"))
@@ -406,6 +411,7 @@ class _ContractBuilder:
             path=self.path,
             checksum=hashlib.sha256(text).hexdigest(),
             tags=tuple(str(t) for t in d.get("tags") or ()),
+            operations=operations,
         )
 
     def _owners(self) -> tuple[str | None, str | None]:
