@@ -75,3 +75,18 @@ def test_dg_check_defs_passes(assay_env: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All definitions loaded successfully" in result.stdout + result.stderr
+
+
+def test_landing_retention_job_is_scheduled_daily(definitions: dg.Definitions) -> None:
+    job = definitions.resolve_job_def("landing_retention")
+    schedules = [s for s in definitions.schedules or [] if s.job_name == job.name]  # type: ignore[union-attr]
+    assert len(schedules) == 1 and schedules[0].cron_schedule == "30 3 * * *"
+
+
+def test_published_erp_orders_has_the_contract_schedule_as_freshness_policy(
+    definitions: dg.Definitions,
+) -> None:
+    node = definitions.resolve_asset_graph().get(dg.AssetKey(["erp", "orders", "published"]))
+    policy = node.freshness_policy
+    assert policy is not None
+    assert policy.deadline_cron == "0 7 * * *" and policy.timezone == "Europe/Berlin"
