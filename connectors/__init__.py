@@ -1,7 +1,7 @@
 """Getting data out of legacy systems: pure functions returning raw records plus a manifest."""
 
 from connectors.bai2 import read_bai2
-from connectors.delimited import read_delimited
+from connectors.delimited import DelimitedFile, read_delimited
 from connectors.errors import ConnectorError, SourceError
 from connectors.fixed_width import read_fixed_width
 from connectors.manifest import ControlProblem, Controls, Extraction, Manifest, file_checksum
@@ -11,6 +11,7 @@ __all__ = [
     "ConnectorError",
     "ControlProblem",
     "Controls",
+    "DelimitedFile",
     "Extraction",
     "Manifest",
     "SourceError",

@@ -146,6 +146,7 @@ class Lines:
     frame: pl.DataFrame  # line, _source_line, _source_offset
     native: bool
     separator: str | None
+    chunk: Chunk  # as split: undecodable bytes replaced by U+FFFD
 
 
 def chunk_lines(chunk: Chunk, first_line: int) -> Lines:
@@ -187,7 +188,7 @@ def chunk_lines(chunk: Chunk, first_line: int) -> Lines:
             "_source_offset": sizes.cum_sum().shift(1, fill_value=0) + chunk.offset,
         }
     )
-    return Lines(frame, native, separator)
+    return Lines(frame, native, separator, chunk)
 
 
 def _repaired(chunk: Chunk) -> Chunk:
@@ -350,6 +351,7 @@ def _native_fields(
             columns=indices,
             truncate_ragged_lines=True,
             missing_columns="insert",
+            extra_columns="ignore",
             empty_string_is_null=False,
         )
     except pl.exceptions.PolarsError:

@@ -26,6 +26,7 @@ import polars as pl
 
 from connectors._chunks import (
     REPLACEMENT,
+    Chunk,
     chunk_fields,
     chunk_lines,
     field_name,
@@ -34,10 +35,11 @@ from connectors._chunks import (
     split_lines,
 )
 from connectors.manifest import ControlProblem, Controls, Extraction, Manifest, file_checksum
+from connectors.read_ahead import read_ahead
 from schemas.contract import DelimitedSource
-from schemas.parse import TextFormat, normalise_number
+from schemas.parse import TextFormat, minus_first, plain_separators
 
-DEFAULT_CHUNK_BYTES = 24 << 20  # below glibc's mmap threshold cap, so chunk buffers are reused
+DEFAULT_CHUNK_BYTES = 8 << 20  # a few chunks in flight at once (read, validate, write) stay well under 1 GB
 CONTROL_AMOUNT = re.compile(r"^[+-]?[0-9]{1,24}(\.[0-9]{1,12})?$")
 ORIGIN = {"_source_line": pl.Int64, "_source_offset": pl.Int64, "_record_error": pl.String}
 
@@ -120,9 +122,17 @@ class DelimitedFile:
         return self._manifest(tally)
 
     def records(self) -> Iterator[pl.DataFrame]:
-        """Pass 2: every chunk's detail records, as :func:`read_delimited` returns them."""
+        """Pass 2: every chunk's detail records, as :func:`read_delimited` returns them (at least one frame)."""
+        empty = True
         for frame in self._frames(_Tally(), None):
+            empty = False
             yield self._records(frame).drop("_kind")
+        if empty:
+            yield self.empty()
+
+    def empty(self) -> pl.DataFrame:
+        """No records, with the columns and types every chunk of records has."""
+        return pl.DataFrame(schema={**{name: pl.String for name in self.columns}, **ORIGIN})
 
     def read(self) -> Extraction:
         """Both at once, for a file that fits in memory: all detail records and the manifest."""
@@ -132,8 +142,7 @@ class DelimitedFile:
             records = self._records(frame)
             self._count(tally, records)
             frames.append(records.drop("_kind"))
-        empty = pl.DataFrame(schema={**{name: pl.String for name in self.columns}, **ORIGIN})
-        records = pl.concat(frames) if frames else empty
+        records = pl.concat(frames) if frames else self.empty()
         return Extraction(records=records, manifest=self._manifest(tally))
 
     # -- reading ----------------------------------------------------------------------------------
@@ -143,15 +152,36 @@ class DelimitedFile:
     def _frames(self, tally: _Tally, wanted: list[int] | None) -> Iterator[pl.DataFrame]:
         """Each chunk's lines with their fields (all, or the ``wanted`` ones) and record kind.
 
-        The header (first line) and trailer (last line) are taken out and kept on ``tally``.
+        The header (first line) and trailer (last line) are taken out and kept on ``tally``. Chunks
+        are split ahead, in a background thread, while the caller works on the previous one.
         """
+        rt = self.source.record_types
+        for chunk, frame in read_ahead(self._split(wanted)):
+            first_line = tally.lines + 1
+            tally.lines += frame.height
+            if rt is not None and frame.height:
+                if first_line == 1:
+                    header = self._edge(frame, 0)
+                    if _kind(header, rt.field) == rt.header:
+                        tally.header = header
+                        frame = frame.slice(1)
+                if chunk.last and frame.height and tally.lines > 1:
+                    trailer = self._edge(frame, frame.height - 1)
+                    if _kind(trailer, rt.field) == rt.trailer:
+                        tally.trailer = trailer
+                        frame = frame.slice(0, frame.height - 1)
+            yield frame
+
+    def _split(self, wanted: list[int] | None) -> Iterator[tuple[Chunk, pl.DataFrame]]:
+        """Each chunk split into numbered lines, their fields and record kind."""
         src = self.source
         rt = src.record_types
         if wanted is not None and rt is not None:
             wanted = [rt.field, *wanted]
         native = rt is None or rt.field < self.width
+        line = 1
         for chunk in file_chunks(self.path, src.encoding, self.chunk_bytes):
-            lines = chunk_lines(chunk, tally.lines + 1)
+            lines = chunk_lines(chunk, line)
             fields = chunk_fields(
                 chunk,
                 lines,
@@ -169,20 +199,12 @@ class DelimitedFile:
             else:  # a record-type field past the declared fields: only over-long lines hold it
                 kinds, _ = split_lines(frame.get_column("line"), src.delimiter, src.quote)
                 frame = frame.with_columns(_kind=kinds.list.get(rt.field, null_on_oob=True))
-            first_line = tally.lines + 1
-            tally.lines += frame.height
-            if rt is not None and frame.height:
-                if first_line == 1:
-                    header = self._edge(frame, 0)
-                    if _kind(header, rt.field) == rt.header:
-                        tally.header = header
-                        frame = frame.slice(1)
-                if chunk.last and frame.height and tally.lines > 1:
-                    trailer = self._edge(frame, frame.height - 1)
-                    if _kind(trailer, rt.field) == rt.trailer:
-                        tally.trailer = trailer
-                        frame = frame.slice(0, frame.height - 1)
-            yield frame
+            if wanted is None:  # undecodable bytes became U+FFFD: look for it only where it occurs
+                replaced = REPLACEMENT.encode() in lines.chunk.text
+                encoding = pl.col("line").str.contains(REPLACEMENT, literal=True) if replaced else False
+                frame = frame.with_columns(_encoding=encoding)
+            line += frame.height
+            yield chunk, frame
 
     def _edge(self, frame: pl.DataFrame, row: int) -> _Edge:
         line = frame.get_column("line")[row]
@@ -193,7 +215,7 @@ class DelimitedFile:
         """Detail records: one String column per contract column, origin, and why a record is unreadable."""
         rt = self.source.record_types
         record_error = (
-            pl.when(pl.col("line").str.contains(REPLACEMENT, literal=True))
+            pl.when(pl.col("_encoding"))
             .then(pl.lit("encoding"))
             .when(pl.col("_quoting"))
             .then(pl.lit("quoting"))
@@ -224,7 +246,14 @@ class DelimitedFile:
         c = src.controls
         if c.amount_total_field is None or c.amount_column is None:
             return
-        amounts = details.select("_source_line", amount=_amount_expr(pl.col(c.amount_column), src))
+        text = pl.col(c.amount_column).str.strip_chars()
+        amounts = (
+            details.lazy()
+            .select("_source_line", separated=plain_separators(text, _number_format(src)))
+            .with_columns(number=minus_first(pl.col("separated")))
+            .select("_source_line", amount=_control_amount(pl.col("number")))
+            .collect()
+        )
         unreadable = amounts.filter(pl.col("amount").is_null()).get_column("_source_line")
         if unreadable.len():
             tally.unreadable += unreadable.len()
@@ -417,12 +446,14 @@ def _plain(value: Decimal) -> Decimal:
         return value.quantize(Decimal(1).scaleb(-places))
 
 
-def _amount_expr(text: pl.Expr, source: DelimitedSource) -> pl.Expr:
-    """A controlled amount as an exact decimal (null where unreadable), vectorised."""
-    fmt = TextFormat(
+def _number_format(source: DelimitedSource) -> TextFormat:
+    return TextFormat(
         decimal_separator=source.decimal_separator, thousands_separator=source.thousands_separator
     )
-    number = normalise_number(text.str.strip_chars(), fmt)
+
+
+def _control_amount(number: pl.Expr) -> pl.Expr:
+    """A controlled amount (normalised text) as an exact decimal, null where unreadable, vectorised."""
     return pl.when(number.str.contains(CONTROL_AMOUNT.pattern)).then(
         number.cast(pl.Decimal(38, 12), strict=False)
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from schemas.contract import Contract, classification_rank
 
@@ -32,6 +33,41 @@ def write_quarantine(
     ).write_parquet(tmp)
     tmp.replace(path)
     return path
+
+
+class QuarantineWriter:
+    """One batch's quarantined rows, streamed to its Parquet file chunk by chunk (memory stays flat).
+
+    The file appears under its final name only when :meth:`close` succeeds, as with
+    :func:`write_quarantine`; :meth:`abort` leaves nothing behind.
+    """
+
+    def __init__(self, folder: Path, checksum: str, batch_id: str, run_id: str, source: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"{checksum}.parquet"
+        self.tmp = self.path.with_suffix(".tmp")
+        self.tags = {"_batch_id": batch_id, "_run_id": run_id, "_source_file": source}
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def write(self, rows: pl.DataFrame) -> None:
+        table = rows.with_columns([pl.lit(v).alias(k) for k, v in self.tags.items()]).to_arrow()
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.tmp, table.schema, compression="zstd")
+        self._writer.write_table(table.cast(self._writer.schema))
+        self.rows += rows.height
+
+    def close(self) -> Path:
+        if self._writer is None:
+            raise ValueError(f"{self.path}: no rows were written, not even an empty frame with the schema")
+        self._writer.close()
+        self.tmp.replace(self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 def read_quarantine(folder: Path, checksums: list[str] | None = None) -> pl.DataFrame:

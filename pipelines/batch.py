@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,18 +21,19 @@ import polars as pl
 from connectors import (
     Extraction,
     Manifest,
-    file_checksum,
     read_bai2,
     read_delimited,
     read_fixed_width,
     read_table,
 )
+from connectors.drop import Delivery, DropFolder
 from connectors.manifest import Controls
 from governance.catalog import Catalog
 from governance.publish import Published, write_audit_publish
 from governance.quarantine import masked_preview, write_quarantine
 from governance.store import Store
 from schemas import CompiledContract, Contract, TextFormat, Validation, validate
+from schemas.chunked import ValidationTally
 from schemas.contract import (
     Bai2Source,
     DelimitedSource,
@@ -126,31 +127,43 @@ class Landed:
         return cls(data["dataset"], Path(data["path"]), data["checksum"], data["source"])
 
 
-def source_files(store: Store, contract: Contract) -> list[Path]:
-    """The delivered files waiting in the contract's drop folder, oldest name first."""
+def drop_folder(store: Store, contract: Contract) -> DropFolder | None:
+    """The contract's drop folder (local or any pyarrow filesystem), or None for a SQL source."""
     src = contract.source
-    if not isinstance(src, FileSource):
-        return []
-    folder = store.resolve(src.path)
-    return sorted(p for p in folder.glob(src.pattern) if p.is_file()) if folder.exists() else []
+    return DropFolder(src.path, store.home) if isinstance(src, FileSource) else None
 
 
-def land_file(store: Store, contract: Contract, path: Path) -> Landed:
+def source_files(store: Store, contract: Contract) -> list[Delivery]:
+    """The delivered files waiting in the contract's drop folder, by name."""
+    folder = drop_folder(store, contract)
+    return folder.list(contract.source.pattern) if folder is not None else []  # type: ignore[union-attr]
+
+
+def land_file(store: Store, contract: Contract, delivery: Delivery | Path) -> Landed:
     """Copy a delivered file into landing under its checksum, read-only; a second copy is a no-op."""
-    checksum, _ = file_checksum(path)
-    target = store.landing / contract.id / checksum / path.name
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".part")
-        shutil.copyfile(path, tmp)
-        if file_checksum(tmp)[0] != checksum:
-            tmp.unlink()
-            raise OSError(
-                f"{path}: the file changed while it was copied to landing. Fix: rerun once it is complete."
-            )
-        tmp.chmod(0o444)
-        tmp.replace(target)
-    return Landed(contract.id, target, checksum, path.name)
+    if isinstance(delivery, Path):  # a local file named directly
+        folder = DropFolder(str(delivery.parent), store.home)
+        found = folder.get(delivery.name)
+        if found is None:
+            raise OSError(f"{delivery}: no such file. Fix: check the path.")
+        delivery = found
+    else:
+        found_folder = drop_folder(store, contract)
+        if found_folder is None:
+            raise OSError(f"{contract.id} has no drop folder: its source is not a file source.")
+        folder = found_folder
+    tmp = store.landing / contract.id / f".{delivery.name}.{uuid.uuid4().hex}.part"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        checksum = folder.copy_to(delivery, tmp)
+        target = store.landing / contract.id / checksum / delivery.name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.chmod(0o444)
+            tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Landed(contract.id, target, checksum, delivery.name)
 
 
 def land_table(store: Store, contract: Contract, url: str) -> tuple[Landed, Extraction]:
@@ -203,10 +216,27 @@ def process(
     *,
     run_id: str,
     checkpoint: Checkpoint,
+    chunk_bytes: int | None = None,
 ) -> BatchOutcome:
-    """Validate, quarantine, check and publish one landed delivery; never raises for bad data."""
+    """Validate, quarantine, check and publish one landed delivery; never raises for bad data.
+
+    A delimited file goes through :func:`pipelines.chunked.process_in_chunks`, read chunk by chunk
+    (of about ``chunk_bytes``), so memory stays flat however large it is.
+    """
     contract = compiled.contract
     checkpoint("landed")
+    if isinstance(contract.source, DelimitedSource):
+        from pipelines.chunked import DEFAULT_CHUNK_BYTES, process_in_chunks  # it builds on this module
+
+        return process_in_chunks(
+            store,
+            catalog,
+            compiled,
+            landed,
+            run_id=run_id,
+            checkpoint=checkpoint,
+            chunk_bytes=chunk_bytes or DEFAULT_CHUNK_BYTES,
+        )
     extraction = extract_landed(contract, landed)
     m = extraction.manifest
     previous = catalog.batch_by_checksum(contract.id, m.checksum)
@@ -377,10 +407,15 @@ def _masked_sample(
     ]
 
 
-def batch_checks(compiled: CompiledContract, m: Manifest, result: Validation) -> list[CheckOutcome]:
-    """The checks that decide whether a batch may be certified: counts, controls, quarantine bounds, rules."""
+def batch_checks(
+    compiled: CompiledContract, m: Manifest, result: Validation | ValidationTally
+) -> list[CheckOutcome]:
+    """The checks that decide whether a batch may be certified: counts, controls, quarantine bounds, rules.
+
+    ``result`` is the whole batch's validation, or its chunks' added up (whose ``quarantine`` is a sample).
+    """
     contract = compiled.contract
-    read, published, quarantined = m.rows_read, result.valid.height, result.quarantine.height
+    read, published, quarantined = m.rows_read, result.valid_rows, result.quarantined_rows
     checks = [
         CheckOutcome(
             "rows_reconcile",

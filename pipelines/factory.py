@@ -12,7 +12,7 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.batch import BatchOutcome, Landed, land_file, land_table, process
+from pipelines.batch import BatchOutcome, Landed, drop_folder, land_file, land_table, process
 from pipelines.resources import AssayResource
 from pipelines.sensors import arrival_sensor
 from schemas import CompiledContract, Contract, compile_contract, dtype_of
@@ -178,14 +178,14 @@ def _land(
     store = assay.store()
     src = contract.source
     if isinstance(src, FileSource):
-        path = store.resolve(src.path) / context.partition_key
-        if not path.is_file():
+        folder = drop_folder(store, contract)
+        delivery = folder.get(context.partition_key) if folder is not None else None
+        if delivery is None:
             raise dg.Failure(
-                description=f"{contract.id}: delivery {context.partition_key} is not in "
-                f"{store.resolve(src.path)}. Fix: put the file back in the drop folder, or delete "
-                "the partition if it was registered by mistake."
+                description=f"{contract.id}: delivery {context.partition_key} is not in {src.path}. Fix: put "
+                "the file back in the drop folder, or delete the partition if it was registered by mistake."
             )
-        landed = land_file(store, contract, path)
+        landed = land_file(store, contract, delivery)
         meta: dict[str, Any] = {
             "file": landed.source,
             "checksum": landed.checksum,

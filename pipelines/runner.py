@@ -14,9 +14,8 @@ from typing import Any
 
 import dagster as dg
 
-from connectors import file_checksum
 from governance.catalog import Catalog
-from pipelines.batch import source_files
+from pipelines.batch import drop_folder, source_files
 from pipelines.factory import dataset_definitions, job_name, partitions_name, published_key
 from pipelines.resources import AssayResource
 from schemas import Contract
@@ -71,8 +70,10 @@ def run_datasets(
         if not isinstance(contract.source, FileSource):
             report(_execute(job, instance, contract, None))
             continue
+        folder = drop_folder(store, contract)
+        assert folder is not None
         for path in source_files(store, contract):
-            checksum, _ = file_checksum(path)
+            checksum = folder.checksum(path)
             previous = catalog.batch_by_checksum(contract.id, checksum)
             if previous is not None and previous.outcome in ("certified", "replaced", "rejected"):
                 report(

@@ -8,13 +8,12 @@ A file whose content was already ingested (a renamed duplicate) is refused and r
 """
 
 import json
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from connectors import file_checksum
-from pipelines.batch import source_files
+from connectors.drop import Delivery, DropFolder
+from pipelines.batch import drop_folder, source_files
 from pipelines.resources import AssayResource
 from schemas import Contract
 from schemas.contract import FileSource
@@ -22,13 +21,14 @@ from schemas.contract import FileSource
 DEFAULT_INTERVAL_SECONDS = 30
 
 
-def _complete(path: Path, seen: dict[str, Any], marker: str | None) -> tuple[bool, dict[str, Any]]:
-    """Whether ``path`` is a complete delivery now, and what to remember about it for the next tick."""
-    stat = path.stat()
-    now = {"size": stat.st_size, "mtime": stat.st_mtime_ns}
+def _complete(
+    folder: DropFolder, delivery: Delivery, seen: dict[str, Any], marker: str | None
+) -> tuple[bool, dict[str, Any]]:
+    """Whether ``delivery`` is complete now, and what to remember about it for the next tick."""
+    now = {"size": delivery.size, "mtime": delivery.mtime_ns}
     if marker:
-        return path.with_name(path.name + marker).exists(), now
-    previous = seen.get(path.name)
+        return folder.get(delivery.name + marker) is not None, now
+    previous = seen.get(delivery.name)
     stable = (
         previous is not None and previous.get("size") == now["size"] and previous.get("mtime") == now["mtime"]
     )
@@ -60,12 +60,14 @@ def arrival_sensor(
         new_keys: list[str] = []
         runs: list[dg.RunRequest] = []
         next_sizes: dict[str, Any] = {}
+        folder = drop_folder(store, contract)
+        assert folder is not None
         for path in source_files(store, contract):
-            done, facts = _complete(path, sizes, marker)
+            done, facts = _complete(folder, path, sizes, marker)
             next_sizes[path.name] = facts
             if not done:
                 continue
-            checksum, _ = file_checksum(path)
+            checksum = folder.checksum(path)
             previous = catalog.batch_by_checksum(contract.id, checksum)
             if previous is not None:
                 if previous.source_file != path.name:

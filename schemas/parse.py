@@ -62,13 +62,49 @@ def parse_expr(column: Column, fmt: TextFormat) -> pl.Expr:
     """The expression turning ``column``'s raw text into its declared type (null where it cannot)."""
     raw = pl.col(column.name)
     text = raw.str.strip_chars()
+    number = normalise_number(text, fmt) if column.logical_type == "number" else text
+    return _typed(column, fmt, raw, text, number, ~raw.str.contains(EMPTY))
+
+
+def parse_steps(
+    column: Column, fmt: TextFormat, typed: str, *, trailing_minus: bool = True
+) -> list[dict[str, pl.Expr]]:
+    """:func:`parse_expr` as successive ``with_columns`` steps, each intermediate text computed once.
+
+    One expression would compute its shared parts (the stripped text, the normalised number) again for
+    each use. The helper columns are named after ``typed``: ``{typed}__filled`` (not blank) and, for
+    other than strings, ``{typed}__text`` (stripped); the last step adds ``typed`` itself.
+    ``trailing_minus=False`` says no value ends with '-' (there is then no minus to move).
+    """
+    raw = pl.col(column.name)
+    filled = f"{typed}__filled"
+    if column.logical_type == "string":
+        return [{filled: ~raw.str.contains(EMPTY)}, {typed: pl.when(pl.col(filled)).then(raw)}]
+    text_name = f"{typed}__text"
+    text = pl.col(text_name)
+    steps: list[dict[str, pl.Expr]] = [{text_name: raw.str.strip_chars()}, {filled: text.str.len_bytes() > 0}]
+    number = text
+    if column.logical_type == "number":
+        separated, number_name = f"{typed}__separated", f"{typed}__number"
+        steps[1][separated] = plain_separators(text, fmt)
+        number = pl.col(separated)
+        if trailing_minus:
+            steps.append({number_name: minus_first(number)})
+            number = pl.col(number_name)
+    steps.append({typed: _typed(column, fmt, raw, text, number, pl.col(filled))})
+    return steps
+
+
+def _typed(
+    column: Column, fmt: TextFormat, raw: pl.Expr, text: pl.Expr, number: pl.Expr, filled: pl.Expr
+) -> pl.Expr:
+    """The typed value from the raw text, its stripped form, its normalised number and whether it is blank."""
     kind = column.logical_type
     if kind == "string":
-        return pl.when(raw.str.contains(EMPTY)).then(None).otherwise(raw)
+        return pl.when(filled).then(raw)
     if kind == "integer":
         return pl.when(text.str.contains(r"^[+-]?\d+$")).then(text.cast(pl.Int64, strict=False))
     if kind == "number":
-        number = normalise_number(text, fmt)
         if column.decimal is not None:
             precision, scale = column.decimal
             whole = max(precision - scale, 1)
@@ -129,10 +165,20 @@ def parse_expr(column: Column, fmt: TextFormat) -> pl.Expr:
 
 def normalise_number(text: pl.Expr, fmt: TextFormat) -> pl.Expr:
     """``1.234,56-`` (SAP style) to ``-1234.56``: drop grouping, use '.', move a trailing minus."""
+    return minus_first(plain_separators(text, fmt))
+
+
+def plain_separators(text: pl.Expr, fmt: TextFormat) -> pl.Expr:
+    """The first step of :func:`normalise_number`: no grouping, '.' as the decimal separator."""
     if fmt.thousands_separator:
         text = text.str.replace_all(fmt.thousands_separator, "", literal=True)
     if fmt.decimal_separator != ".":
         text = text.str.replace(fmt.decimal_separator, ".", literal=True)
+    return text
+
+
+def minus_first(text: pl.Expr) -> pl.Expr:
+    """The second step of :func:`normalise_number`: a trailing minus moved to the front."""
     return pl.when(text.str.ends_with("-")).then(pl.lit("-") + text.str.strip_suffix("-")).otherwise(text)
 
 

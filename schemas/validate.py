@@ -9,6 +9,7 @@ or ``quarantine`` (the source text as it came, with every reason: column and che
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -18,7 +19,7 @@ import polars as pl
 
 from schemas.contract import Column, Contract, Rule
 from schemas.errors import ValidationError
-from schemas.parse import TextFormat, dtype_of, is_present, parse_expr
+from schemas.parse import TextFormat, dtype_of, parse_steps
 
 RECORD = "_record"
 RECORD_ERROR = "_record_error"
@@ -45,6 +46,14 @@ class Validation:
     @property
     def rows(self) -> int:
         return self.valid.height + self.quarantine.height
+
+    @property
+    def valid_rows(self) -> int:
+        return self.valid.height
+
+    @property
+    def quarantined_rows(self) -> int:
+        return self.quarantine.height
 
 
 def compile_contract(contract: Contract) -> CompiledContract:
@@ -122,18 +131,32 @@ def _check_passes(check: pa.Check, value: pl.Expr) -> pl.Expr:
     raise ValueError(f"no row-level form for pandera check {check.name!r}")
 
 
-def _rule_fails(rule: Rule, check: pa.Check | None, col: Column, fmt: TextFormat) -> pl.Expr:
-    """True where a row breaks ``rule``. A missing value breaks only ``not_null``."""
+def _rule_fails(
+    rule: Rule,
+    check: pa.Check | None,
+    col: Column,
+    fmt: TextFormat,
+    duplicated: Mapping[str, pl.Series] | None = None,
+) -> pl.Expr:
+    """True where a row breaks ``rule``. A missing value breaks only ``not_null``.
+
+    ``unique`` is judged within the frame unless ``duplicated`` gives, per column, the values that occur
+    more than once in the whole batch (which a frame holding one chunk of it cannot see).
+    """
     typed = pl.col(_typed(col.name))
-    present = is_present(col.name)
+    present = pl.col(col.name).is_not_null() & pl.col(f"{_typed(col.name)}__filled")
     if col.logical_type in ("date", "timestamp") and fmt.empty_dates:
-        present = present & ~pl.col(col.name).str.strip_chars().is_in(list(fmt.empty_dates))
+        present = present & ~pl.col(f"{_typed(col.name)}__text").is_in(list(fmt.empty_dates))
     if rule.kind == "type":
         return present & typed.is_null()
     if rule.kind == "not_null":
         return ~present
     if rule.kind == "unique":
-        return typed.is_not_null() & typed.is_duplicated()
+        if duplicated is None:
+            return typed.is_not_null() & typed.is_duplicated()
+        if col.name not in duplicated:
+            raise ValueError(f"no batch-wide duplicates given for unique column {col.name!r}")
+        return typed.is_not_null() & typed.is_in(duplicated[col.name].implode())
     if check is None:
         raise ValueError(f"rule {rule.name} has no check")
     return typed.is_not_null() & ~_check_passes(check, typed)
@@ -147,12 +170,20 @@ def _fail(i: int) -> str:
     return f"__fail__{i}"
 
 
-def validate(compiled: CompiledContract, raw: pl.DataFrame, fmt: TextFormat) -> Validation:
+def validate(
+    compiled: CompiledContract,
+    raw: pl.DataFrame,
+    fmt: TextFormat,
+    *,
+    duplicated: Mapping[str, pl.Series] | None = None,
+) -> Validation:
     """Type and check every row of ``raw`` (String columns named as the contract's columns).
 
     Columns starting with ``_`` are origin data (batch, file, line, offset) and pass through to both
     frames. A non-null ``_record_error`` marks a record the reader could not split into fields (e.g.
-    wrong field count): it is quarantined with that reason and no field-level checks.
+    wrong field count): it is quarantined with that reason and no field-level checks. A batch validated
+    chunk by chunk passes ``duplicated`` (see :class:`schemas.chunked.DuplicateKeys`), so ``unique``
+    gives the reasons it would give on the whole batch.
     """
     contract = compiled.contract
     missing = [c.name for c in contract.columns if c.name not in raw.columns]
@@ -164,14 +195,20 @@ def validate(compiled: CompiledContract, raw: pl.DataFrame, fmt: TextFormat) -> 
     origin = [c for c in raw.columns if c.startswith("_") and c != RECORD_ERROR]
     record_error = pl.col(RECORD_ERROR) if RECORD_ERROR in raw.columns else pl.lit(None, pl.String)
     cols = {c.name: c for c in contract.columns}
-    frame = (
-        raw.lazy()
-        .with_columns([pl.col(c.name).cast(pl.String) for c in contract.columns])
-        .with_columns([parse_expr(c, fmt).alias(_typed(c.name)) for c in contract.columns])
-    )
+    frame = raw.lazy().with_columns([pl.col(c.name).cast(pl.String) for c in contract.columns])
+    numbers = [c.name for c in contract.columns if c.logical_type == "number"]
+    minus = raw.lazy().select([pl.col(n).cast(pl.String).str.ends_with("-").any() for n in numbers]).collect()
+    steps = [
+        parse_steps(c, fmt, _typed(c.name), trailing_minus=c.name not in numbers or bool(minus[c.name][0]))
+        for c in contract.columns
+    ]
+    for depth in range(max((len(s) for s in steps), default=0)):
+        frame = frame.with_columns(
+            [e.alias(name) for s in steps if depth < len(s) for name, e in s[depth].items()]
+        )
     sound = record_error.is_null()
     fails = [
-        (sound & _rule_fails(rule, check, cols[rule.column], fmt)).alias(_fail(i))
+        (sound & _rule_fails(rule, check, cols[rule.column], fmt, duplicated)).alias(_fail(i))
         for i, (rule, check) in enumerate(compiled.checks)
     ]
     frame = frame.with_columns(fails).with_columns(
@@ -179,29 +216,36 @@ def validate(compiled: CompiledContract, raw: pl.DataFrame, fmt: TextFormat) -> 
             "__bad__"
         )
     )
-    checked = frame.collect()
-    valid = checked.filter(~pl.col("__bad__")).select(
-        [pl.col(_typed(c.name)).cast(dtype_of(c)).alias(c.name) for c in contract.columns]
-        + [pl.col(c) for c in origin]
+    checked = frame.collect().lazy()
+    valid = (
+        checked.filter(~pl.col("__bad__"))
+        .select(
+            [pl.col(_typed(c.name)).cast(dtype_of(c)).alias(c.name) for c in contract.columns]
+            + [pl.col(c) for c in origin]
+        )
+        .collect()
     )
-    bad = checked.filter(pl.col("__bad__"))
     reasons = [pl.when(~sound).then(pl.struct(column=pl.lit(RECORD), check=record_error)).otherwise(None)] + [
         pl.when(pl.col(_fail(i))).then(
             pl.struct(column=pl.lit(rule.column), check=pl.lit(reason_check(rule)))
         )
         for i, (rule, _) in enumerate(compiled.checks)
     ]
-    quarantine = bad.select(
-        [pl.col(c.name) for c in contract.columns]
-        + [pl.col(c) for c in origin]
-        + [pl.concat_list(reasons).list.drop_nulls().alias("reasons")]
+    quarantine = (
+        checked.filter(pl.col("__bad__"))
+        .select(
+            [pl.col(c.name) for c in contract.columns]
+            + [pl.col(c) for c in origin]
+            + [pl.concat_list(reasons).list.drop_nulls().alias("reasons")]
+        )
+        .collect()
     )
     counts = checked.select(
         [pl.col(_fail(i)).sum().alias(rule.name) for i, (rule, _) in enumerate(compiled.checks)]
-    )
+    ).collect()
     failures = {name: int(counts[name][0]) for name in counts.columns}
     if RECORD_ERROR in raw.columns:
-        failures[RECORD] = int(checked.select((~sound).sum()).item())
+        failures[RECORD] = int(checked.select((~sound).sum()).collect().item())
     return Validation(valid=valid, quarantine=quarantine, failures=failures)
 
 

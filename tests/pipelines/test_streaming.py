@@ -1,0 +1,262 @@
+"""A delimited batch read in many small chunks ends exactly as it does read in one.
+
+What a user would notice if chunking leaked through: a different set of published rows, a quarantined
+row with other reasons, a line number or byte offset that no longer points at its record, control
+figures that differ, or a duplicate key missed because its two copies sat in different chunks. And a
+batch whose controls do not reconcile must leave nothing behind: no Delta commit, no quarantine file.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from deltalake import DeltaTable
+from polars.testing import assert_frame_equal
+
+from connectors._chunks import file_chunks
+from connectors.delimited import DelimitedFile, read_delimited
+from governance.catalog import Catalog
+from governance.quarantine import read_quarantine
+from governance.store import Store
+from pipelines.batch import BatchOutcome, land_file, process
+from schemas import compile_contract, load_contract
+from schemas.contract import DelimitedSource
+
+REPO = Path(__file__).resolve().parents[2]
+CONTRACT = load_contract(REPO / "schemas" / "contracts" / "erp.orders.yaml")
+COMPILED = compile_contract(CONTRACT)
+SOURCE = CONTRACT.source
+COLUMNS = [c.name for c in CONTRACT.columns]
+ONE_CHUNK = 1 << 30
+CRLF = "\r\n"
+assert isinstance(SOURCE, DelimitedSource)
+
+
+def detail(n: int, **fields: str) -> str:
+    values = {
+        "order_id": f"SO{n:08d}",
+        "customer_id": "C000042",
+        "order_date": "20261101",
+        "sku": "MÜSLI-750G",
+        "quantity": "1,000",
+        "unit_price": "4,19",
+        "amount": "4,19",
+        "currency": "EUR",
+        "status": "OPEN",
+        "changed_at": "20261101103000",
+        "sales_rep_email": "jürgen.müller@example.com",
+    }
+    values.update(fields)
+    return ";".join(["D", *values.values()])
+
+
+def batch_text(details: list[str], total: str) -> str:
+    lines = ["H;ORD20261101;20261101", *details, f"T;{len(details)};{total}"]
+    return CRLF.join(lines) + CRLF
+
+
+# 40 detail records: order 3's key comes back on the last record (a duplicate far apart), record 20
+# quotes a field holding the delimiter and doubled quotes, record 25 has one field too many, 30 an
+# unknown currency, 33 an impossible date; every amount is readable, so the trailer reconciles.
+DETAILS = [
+    detail(
+        3 if i == 40 else i,
+        **(
+            {"sku": '"MÜSLI;""BIO"""'}
+            if i == 20
+            else {"currency": "XXX"}
+            if i == 30
+            else {"order_date": "20261345"}
+            if i == 33
+            else {}
+        ),
+    )
+    + (";EXTRA" if i == 25 else "")
+    for i in range(1, 41)
+]
+DATA = batch_text(DETAILS, "167,60").encode("cp1252")
+
+
+def no_fault(stage: str) -> None:
+    return None
+
+
+def offset_of(line: int) -> int:
+    """The byte offset at which 1-based ``line`` starts in :data:`DATA`."""
+    return sum(len(raw) + 1 for raw in DATA.split(b"\n")[: line - 1])
+
+
+@pytest.fixture
+def batch_file(tmp_path: Path) -> Path:
+    path = tmp_path / "orders_20261101.csv"
+    path.write_bytes(DATA)
+    return path
+
+
+def test_every_chunk_size_reads_the_same_records_and_controls(batch_file: Path) -> None:
+    whole = read_delimited(batch_file, SOURCE, COLUMNS, chunk_bytes=ONE_CHUNK)
+    assert whole.manifest.controls.reconciled, whole.manifest.controls.problems
+    assert whole.manifest.controls.actual_total == Decimal("167.60")
+    errors = dict(whole.records.select("_source_line", "_record_error").iter_rows())
+    assert errors[26] == "field_count" and errors[21] is None  # the quoted record splits properly
+    for line, offset in whole.records.select("_source_line", "_source_offset").iter_rows():
+        assert offset == offset_of(line)
+
+    for size in [*range(1, 90, 2), 200, 333, 1000]:  # cuts land all over several records
+        chunked = read_delimited(batch_file, SOURCE, COLUMNS, chunk_bytes=size)
+        assert_frame_equal(chunked.records, whole.records)
+        assert chunked.manifest == whole.manifest
+        reader = DelimitedFile(batch_file, SOURCE, COLUMNS, chunk_bytes=size)
+        keys: list[pl.DataFrame] = []
+        assert reader.survey(keep=["order_id"], each=keys.append) == whole.manifest
+        assert (
+            pl.concat(keys).get_column("order_id").to_list() == whole.records.get_column("order_id").to_list()
+        )
+        assert_frame_equal(pl.concat(list(reader.records())), whole.records)
+
+
+def test_a_chunk_is_cut_after_a_whole_crlf_never_inside_it_or_inside_a_quoted_record(
+    batch_file: Path,
+) -> None:
+    quoted = offset_of(21)  # record 20, with its quoted field
+    cr = DATA.index(b"\r\n", offset_of(10))
+    for size in (cr, cr + 1, quoted + 5, quoted + DATA[quoted:].index(b'"') + 1):
+        chunks = list(file_chunks(batch_file, "cp1252", size))
+        assert len(chunks) > 1
+        assert b"".join(c.raw or c.text for c in chunks) == DATA
+        for chunk in chunks:
+            raw = chunk.raw or chunk.text
+            assert raw.endswith(b"\r\n") and DATA[chunk.offset : chunk.offset + len(raw)] == raw
+        first = chunks[0].raw or chunks[0].text
+        assert len(first) == DATA.index(b"\n", size) + 1  # just after the first line feed at or past the cut
+
+
+def run(tmp_path: Path, path: Path, chunk_bytes: int, name: str) -> tuple[BatchOutcome, Store, Catalog]:
+    store = Store(home=tmp_path / name, catalog_url=f"sqlite:///{tmp_path / name}.db")
+    catalog = Catalog(store.engine())
+    catalog.register_dataset(
+        CONTRACT.id,
+        contract_version=CONTRACT.version,
+        contract_checksum=CONTRACT.checksum,
+        business_owner=CONTRACT.business_owner,
+        operations_owner=CONTRACT.operations_owner,
+    )
+    landed = land_file(store, CONTRACT, path)
+    outcome = process(
+        store,
+        catalog,
+        COMPILED,
+        landed,
+        run_id="test-streaming",
+        checkpoint=no_fault,
+        chunk_bytes=chunk_bytes,
+    )
+    return outcome, store, catalog
+
+
+def observed(outcome: BatchOutcome, store: Store, catalog: Catalog) -> dict[str, Any]:
+    state = catalog.dataset(CONTRACT.id)
+    assert state is not None and state.certified_version is not None
+    table = pl.read_delta(str(store.table_path(CONTRACT.id)), version=state.certified_version)
+    return {
+        "summary": outcome.summary(),
+        "manifest": outcome.manifest,
+        "checks": [(c.name, c.passed, c.blocking, c.description, c.metadata) for c in outcome.checks],
+        "table": table.sort("_source_line"),
+        "quarantine": read_quarantine(store.quarantine / CONTRACT.id),
+    }
+
+
+def test_many_small_chunks_publish_and_quarantine_exactly_what_one_chunk_does(
+    tmp_path: Path, batch_file: Path
+) -> None:
+    outcome, store, catalog = run(tmp_path, batch_file, ONE_CHUNK, "one")
+    assert outcome.outcome == "certified", outcome.reasons
+    one = observed(outcome, store, catalog)
+    quarantine = one["quarantine"]
+    reasons = {
+        line: sorted((r["column"], r["check"]) for r in rs)
+        for line, rs in quarantine.select("_source_line", "reasons").iter_rows()
+    }
+    # Record 3 (line 4) and record 40 (line 41) share a key: both are quarantined, 37 lines apart.
+    assert reasons == {
+        4: [("order_id", "unique")],
+        41: [("order_id", "unique")],
+        26: [("_record", "field_count")],
+        31: [("currency", "currency_known")],
+        34: [("order_date", "type")],
+    }
+    for line, offset in quarantine.select("_source_line", "_source_offset").iter_rows():
+        assert offset == offset_of(line)
+    assert one["table"].height == 35 and 'MÜSLI;"BIO"' in one["table"].get_column("sku").to_list()
+
+    for size in (1, 64, 97, 300):  # one record per chunk, and cuts all over the records
+        outcome, store, catalog = run(tmp_path, batch_file, size, f"chunks-{size}")
+        many = observed(outcome, store, catalog)
+        assert many["summary"] == one["summary"]
+        assert many["manifest"] == one["manifest"]
+        assert many["checks"] == one["checks"]
+        assert_frame_equal(many["table"], one["table"])
+        assert_frame_equal(many["quarantine"], one["quarantine"])
+
+
+def test_a_batch_whose_controls_fail_writes_no_commit_and_no_quarantine(tmp_path: Path) -> None:
+    path = tmp_path / "orders_20261101.csv"
+    path.write_bytes(batch_text(DETAILS, "167,61").encode("cp1252"))  # one cent off
+
+    outcome, store, catalog = run(tmp_path, path, 64, "unreconciled")
+
+    assert outcome.outcome == "rejected" and [r["check"] for r in outcome.reasons] == ["controls"]
+    assert (
+        "expected 167.61" in outcome.reasons[0]["message"] and "found 167.60" in outcome.reasons[0]["message"]
+    )
+    assert not DeltaTable.is_deltatable(str(store.table_path(CONTRACT.id)))
+    folder = store.quarantine / CONTRACT.id
+    assert not folder.exists() or not any(folder.iterdir())
+
+
+def test_controls_failure_on_top_of_a_certified_version_adds_no_commit(
+    tmp_path: Path, batch_file: Path
+) -> None:
+    outcome, store, catalog = run(tmp_path, batch_file, 64, "certified-first")
+    assert outcome.outcome == "certified"
+    table = str(store.table_path(CONTRACT.id))
+    version = DeltaTable(table).version()
+
+    resent = tmp_path / "orders_20261101_resent.csv"
+    lost = CRLF.join(["H;ORD20261101;20261101", *DETAILS[:-1], "T;40;167,60"]) + CRLF  # a record lost
+    resent.write_bytes(lost.encode("cp1252"))
+    landed = land_file(store, CONTRACT, resent)
+    again = process(store, catalog, COMPILED, landed, run_id="resent", checkpoint=no_fault, chunk_bytes=64)
+
+    assert again.outcome == "rejected" and "found 39 detail records" in again.reasons[0]["message"]
+    assert DeltaTable(table).version() == version
+    state = catalog.dataset(CONTRACT.id)
+    assert state is not None and state.certified_version == outcome.version
+
+
+def test_a_failure_while_streaming_raises_itself_and_leaves_no_commit(
+    tmp_path: Path, batch_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipelines.chunked as chunked
+
+    calls = {"n": 0}
+    real = chunked.validate
+
+    def failing_on_the_third_chunk(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1  # the first call only probes the schema of the valid rows
+        if calls["n"] == 4:
+            raise OSError("landing volume went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(chunked, "validate", failing_on_the_third_chunk)
+    with pytest.raises(OSError, match="landing volume went away"):
+        run(tmp_path, batch_file, 64, "failing")
+    store = Store(home=tmp_path / "failing", catalog_url=f"sqlite:///{tmp_path / 'failing'}.db")
+    assert not DeltaTable.is_deltatable(str(store.table_path(CONTRACT.id)))
+    folder = store.quarantine / CONTRACT.id
+    assert not folder.exists() or not any(folder.iterdir()), "no partial quarantine file"
