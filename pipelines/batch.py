@@ -13,10 +13,14 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from pipelines.classify import ClassificationTally
 
 from connectors import (
     Extraction,
@@ -291,7 +295,9 @@ def process(
         store.quarantine / contract.id, m.checksum, m.batch_id, run_id, landed.source, result.quarantine
     )
     checkpoint("quarantined")
-    checks = batch_checks(compiled, m, result)
+    classification = classification_tally(contract, m)
+    classification.add(result.valid)
+    checks = [*batch_checks(compiled, m, result), classification.check()]
     failed = [c for c in checks if c.blocking and not c.passed]
     published, quarantined = result.valid.height, result.quarantine.height
     if failed:
@@ -405,6 +411,13 @@ def _masked_sample(
             hits.with_columns(_batch_id=pl.lit(None, pl.String), _source_file=pl.lit(None, pl.String)),
         )
     ]
+
+
+def classification_tally(contract: Contract, m: Manifest) -> ClassificationTally:
+    """Detectors over the batch's valid rows; the business date keeps reruns identical."""
+    from pipelines.classify import ClassificationTally  # classify imports CheckOutcome from here
+
+    return ClassificationTally(contract, today=m.business_date or datetime.now(UTC).date())
 
 
 def batch_checks(

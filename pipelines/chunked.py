@@ -34,6 +34,7 @@ from pipelines.batch import (
     Landed,
     _controls_check,
     batch_checks,
+    classification_tally,
 )
 from schemas import CompiledContract, TextFormat, validate
 from schemas.chunked import DuplicateKeys, ValidationTally
@@ -93,6 +94,7 @@ def process_in_chunks(
         return _outcome(contract.id, m, landed, "rejected", reasons, checks=[_controls_check(m)])
 
     tally = ValidationTally(compiled)
+    classification = classification_tally(compiled.contract, m)
     quarantine = QuarantineWriter(
         store.quarantine / contract.id, m.checksum, m.batch_id, run_id, landed.source
     )
@@ -107,6 +109,7 @@ def process_in_chunks(
                 result = validate(compiled, records, fmt, duplicated=duplicated)
                 quarantine.write(result.quarantine)
                 tally.add(result)
+                classification.add(result.valid)
                 yield result.valid
             quarantine.close()
         except BaseException as exc:
@@ -124,7 +127,7 @@ def process_in_chunks(
         if failures:  # the Delta writer reports it as its own; raise what actually failed
             raise failures[0] from None
         raise
-    checks = batch_checks(compiled, m, tally)
+    checks = [*batch_checks(compiled, m, tally), classification.check()]
     quarantined = tally.quarantined_rows
     failed = [c for c in checks if c.blocking and not c.passed]
     if failed:

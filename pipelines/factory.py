@@ -79,6 +79,13 @@ def check_names(contract: Contract) -> list[tuple[str, bool, str]]:
             "The staged Delta version holds exactly the published rows, with the contract's schema.",
         )
     )
+    checks.append(
+        (
+            "classification_drift",
+            True,
+            "No declared column holds a kind of personal data its contract does not declare.",
+        )
+    )
     for rule in contract.rules:
         checks.append(
             (rule.name, rule.severity == "error", rule.description or f"{rule.column}: {reason_check(rule)}")

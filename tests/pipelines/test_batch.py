@@ -252,3 +252,37 @@ def test_batch_checks_cover_every_contract_rule_and_match_the_asset_checks(
     status_sample = checks["status_known"].metadata["failure_sample"]
     # The sample shows which line broke the rule, with classified values masked.
     assert status_sample and all(s["values"]["sales_rep_email"] == "[MASKED]" for s in status_sample)
+
+
+def test_undeclared_personal_data_blocks_certification_naming_column_and_detector(
+    drop: Path, store: Store, tmp_path: Path, expected: dict[str, Any]
+) -> None:
+    """The owner forgot that sales_rep_email holds emails: classification drift rejects the batch."""
+    text = CONTRACT_PATH.read_text("utf-8")
+    forgetful = text.replace(
+        "        classification: confidential\n        customProperties:\n          - property: piiType\n"
+        "            value: email\n          - property: mask\n            value: hash\n",
+        "        classification: internal\n",
+    )
+    assert forgetful != text
+    path = tmp_path / "erp.orders.yaml"
+    path.write_text(forgetful, "utf-8")
+    contract = load_contract(path)
+    catalog = registered(store, contract)
+    outcome = ingest(store, catalog, drop / CLEAN, compile_contract(contract))
+    assert outcome.outcome == "rejected"
+    drift = next(c for c in outcome.checks if c.name == "classification_drift")
+    assert not drift.passed and drift.blocking
+    assert drift.metadata["drifts"][0]["column"] == "sales_rep_email"
+    assert drift.metadata["drifts"][0]["detector"] == "email"
+    everything = json.dumps([c.description for c in outcome.checks]) + json.dumps(outcome.reasons)
+    for canary in expected["canaries"]:
+        assert canary not in everything
+    assert catalog.dataset(contract.id).certified_version is None  # type: ignore[union-attr]
+
+
+def test_declared_personal_data_passes_classification(drop: Path, store: Store, catalog: Catalog) -> None:
+    outcome = ingest(store, catalog, drop / CLEAN)
+    drift = next(c for c in outcome.checks if c.name == "classification_drift")
+    assert outcome.outcome == "certified" and drift.passed
+    assert any("email" in e for e in drift.metadata["findings"]["sales_rep_email"])
