@@ -32,7 +32,7 @@ from connectors import (
 )
 from connectors.drop import Delivery, DropFolder
 from connectors.manifest import Controls
-from governance.catalog import Catalog
+from governance.catalog import BatchRecord, Catalog
 from governance.publish import Published, write_audit_publish
 from governance.quarantine import masked_preview, write_quarantine
 from governance.store import Store
@@ -212,6 +212,61 @@ def extract_landed(contract: Contract, landed: Landed) -> Extraction:
     return Extraction(records=pl.read_parquet(landed.path), manifest=manifest)
 
 
+def begin_batch(
+    catalog: Catalog, contract: Contract, m: Manifest, landed: Landed, *, run_id: str, checkpoint: Checkpoint
+) -> BatchRecord | BatchOutcome:
+    """Exactly once, then the batch's catalog record, then its control records.
+
+    Returns the outcome when there is nothing more to do (this content was already ingested, or its
+    controls do not reconcile and it is rejected whole with nothing written), else the started batch.
+    """
+    previous = catalog.batch_by_checksum(contract.id, m.checksum)
+    if previous is not None and previous.outcome in ("certified", "replaced", "rejected"):
+        what = "certified" if previous.outcome != "rejected" else "rejected"
+        message = (
+            f"{landed.source}: this content was already ingested as batch {previous.batch_id} ({what}); "
+            "nothing to do."
+        )
+        return BatchOutcome(
+            contract.id,
+            m.batch_id,
+            landed.source,
+            m.rows_read,
+            0,
+            0,
+            "skipped",
+            [{"check": "exactly_once", "message": message}],
+            manifest=m.to_json(),
+        )
+    batch = catalog.start_batch(
+        contract.id,
+        batch_id=m.batch_id,
+        checksum=m.checksum,
+        source_file=landed.source,
+        business_date=m.business_date,
+        run_id=run_id,
+    )
+    checkpoint("started")
+    if m.controls.problems:
+        reasons = [{"check": p.check, "message": p.message} for p in m.controls.problems]
+        catalog.reject_batch(
+            batch, reasons=reasons, rows_read=m.rows_read, rows_published=0, rows_quarantined=0
+        )
+        return BatchOutcome(
+            contract.id,
+            m.batch_id,
+            landed.source,
+            m.rows_read,
+            0,
+            0,
+            "rejected",
+            reasons,
+            checks=[_controls_check(m)],
+            manifest=m.to_json(),
+        )
+    return batch
+
+
 def process(
     store: Store,
     catalog: Catalog,
@@ -243,53 +298,10 @@ def process(
         )
     extraction = extract_landed(contract, landed)
     m = extraction.manifest
-    previous = catalog.batch_by_checksum(contract.id, m.checksum)
-    if previous is not None and previous.outcome in ("certified", "replaced", "rejected"):
-        what = "certified" if previous.outcome != "rejected" else "rejected"
-        return BatchOutcome(
-            contract.id,
-            m.batch_id,
-            landed.source,
-            m.rows_read,
-            0,
-            0,
-            "skipped",
-            [
-                {
-                    "check": "exactly_once",
-                    "message": f"{landed.source}: this content was already "
-                    f"ingested as batch {previous.batch_id} ({what}); nothing to do.",
-                }
-            ],
-            manifest=m.to_json(),
-        )
-    batch = catalog.start_batch(
-        contract.id,
-        batch_id=m.batch_id,
-        checksum=m.checksum,
-        source_file=landed.source,
-        business_date=m.business_date,
-        run_id=run_id,
-    )
-    checkpoint("started")
-    if m.controls.problems:
-        reasons = [{"check": p.check, "message": p.message} for p in m.controls.problems]
-        catalog.reject_batch(
-            batch, reasons=reasons, rows_read=m.rows_read, rows_published=0, rows_quarantined=0
-        )
-        checks = [_controls_check(m)]
-        return BatchOutcome(
-            contract.id,
-            m.batch_id,
-            landed.source,
-            m.rows_read,
-            0,
-            0,
-            "rejected",
-            reasons,
-            checks=checks,
-            manifest=m.to_json(),
-        )
+    begun = begin_batch(catalog, contract, m, landed, run_id=run_id, checkpoint=checkpoint)
+    if isinstance(begun, BatchOutcome):
+        return begun
+    batch = begun
     result = validate(compiled, extraction.records, TextFormat.of(contract))
     write_quarantine(
         store.quarantine / contract.id, m.checksum, m.batch_id, run_id, landed.source, result.quarantine

@@ -32,8 +32,8 @@ from pipelines.batch import (
     CheckOutcome,
     Checkpoint,
     Landed,
-    _controls_check,
     batch_checks,
+    begin_batch,
     classification_tally,
 )
 from schemas import CompiledContract, TextFormat, validate
@@ -69,29 +69,10 @@ def process_in_chunks(
     )
     keys = DuplicateKeys(compiled, fmt)
     m = reader.survey(keep=keys.names, each=keys.add)
-    previous = catalog.batch_by_checksum(contract.id, m.checksum)
-    if previous is not None and previous.outcome in ("certified", "replaced", "rejected"):
-        what = "certified" if previous.outcome != "rejected" else "rejected"
-        message = (
-            f"{landed.source}: this content was already ingested as batch {previous.batch_id} ({what}); "
-            "nothing to do."
-        )
-        return _outcome(contract.id, m, landed, "skipped", [{"check": "exactly_once", "message": message}])
-    batch = catalog.start_batch(
-        contract.id,
-        batch_id=m.batch_id,
-        checksum=m.checksum,
-        source_file=landed.source,
-        business_date=m.business_date,
-        run_id=run_id,
-    )
-    checkpoint("started")
-    if m.controls.problems:
-        reasons = [{"check": p.check, "message": p.message} for p in m.controls.problems]
-        catalog.reject_batch(
-            batch, reasons=reasons, rows_read=m.rows_read, rows_published=0, rows_quarantined=0
-        )
-        return _outcome(contract.id, m, landed, "rejected", reasons, checks=[_controls_check(m)])
+    begun = begin_batch(catalog, contract, m, landed, run_id=run_id, checkpoint=checkpoint)
+    if isinstance(begun, BatchOutcome):
+        return begun
+    batch = begun
 
     tally = ValidationTally(compiled)
     classification = classification_tally(compiled.contract, m)
