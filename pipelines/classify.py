@@ -18,6 +18,7 @@ from schemas import Contract
 
 THRESHOLD = 0.1
 MIN_MATCHES = 3
+BUFFER_ROWS = 500_000
 
 
 @dataclass
@@ -29,14 +30,28 @@ class ClassificationTally:
         default_factory=dict
     )  # -> [matches, non_null, confidence]
 
+    buffer: list[pl.DataFrame] = field(default_factory=list)
+    buffered: int = 0
+
     def add(self, valid: pl.DataFrame) -> None:
-        """Count detector matches in one chunk of valid rows (the contract's declared columns)."""
+        """Take one chunk of valid rows; detectors run on every row, in frames of about BUFFER_ROWS
+        (a detector pass has a fixed cost, so small chunks are pooled first)."""
         if valid.height == 0:
             return
-        self.rows += valid.height
         declared = [c.name for c in self.contract.columns if c.name in valid.columns]
+        self.buffer.append(valid.select(declared))
+        self.buffered += valid.height
+        if self.buffered >= BUFFER_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.buffer:
+            return
+        frame = pl.concat(self.buffer, how="vertical_relaxed") if len(self.buffer) > 1 else self.buffer[0]
+        self.buffer, self.buffered = [], 0
+        self.rows += frame.height
         for column, findings in detect(
-            valid, declared, today=self.today, threshold=1e-12, min_matches=1
+            frame, frame.columns, today=self.today, threshold=1e-12, min_matches=1
         ).items():
             for f in findings:
                 slot = self.counts.setdefault((column, f.detector), [0, 0, 0])
@@ -56,6 +71,7 @@ class ClassificationTally:
         return out
 
     def check(self) -> CheckOutcome:
+        self._flush()
         found = self.findings()
         drifts = drift(self.contract, found)
         text = " ".join(d.message for d in drifts) or (
