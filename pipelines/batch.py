@@ -312,8 +312,8 @@ def process(
     checks = [*batch_checks(compiled, m, result), classification.check()]
     failed = [c for c in checks if c.blocking and not c.passed]
     published, quarantined = result.valid.height, result.quarantine.height
-    if failed:
-        reasons = [{"check": c.name, "message": c.description} for c in failed]
+
+    def reject(reasons: list[dict[str, Any]]) -> BatchOutcome:
         catalog.reject_batch(
             batch, reasons=reasons, rows_read=m.rows_read, rows_published=0, rows_quarantined=quarantined
         )
@@ -329,6 +329,9 @@ def process(
             checks=checks,
             manifest=m.to_json(),
         )
+
+    if failed:
+        return reject([{"check": c.name, "message": c.description} for c in failed])
     mode: Literal["replace", "upsert"] = "upsert" if isinstance(contract.source, SqlSource) else "replace"
     outcome = write_audit_publish(
         catalog,
@@ -342,23 +345,8 @@ def process(
         checkpoint=checkpoint,
     )
     if not isinstance(outcome, Published):
-        reasons = [{"check": "staged_audit", "message": p} for p in outcome.problems]
-        catalog.reject_batch(
-            batch, reasons=reasons, rows_read=m.rows_read, rows_published=0, rows_quarantined=quarantined
-        )
         checks.append(CheckOutcome("staged_audit", False, True, "; ".join(outcome.problems)))
-        return BatchOutcome(
-            contract.id,
-            m.batch_id,
-            landed.source,
-            m.rows_read,
-            0,
-            quarantined,
-            "rejected",
-            reasons,
-            checks=checks,
-            manifest=m.to_json(),
-        )
+        return reject([{"check": "staged_audit", "message": p} for p in outcome.problems])
     checks.append(
         CheckOutcome(
             "staged_audit",
