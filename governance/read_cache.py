@@ -4,7 +4,9 @@ A certified Delta version never changes, so a gateway process may keep it decode
 every read from there: no Parquet decoding per call. Low-cardinality text columns are kept
 dictionary-encoded (polars ``Categorical``), which makes equality predicates — the common agent
 filter — integer comparisons. Agents never see the encoding: :func:`decode` turns those columns back
-into text after the query has run. The cache is a process-wide LRU bounded by bytes.
+into text after the query has run. Each version also carries its row indexes
+(:mod:`governance.read_index`), built on first use, so an equality filter reads only candidate rows.
+The cache is a process-wide LRU bounded by bytes (frames and their indexes).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import polars as pl
 
+from governance.read_index import RowIndexes
+
 DEFAULT_MAX_BYTES = 4 << 30
 ENCODE_MAX_DISTINCT_RATIO = 0.2
 
@@ -25,6 +29,7 @@ class CertifiedFrame:
     frame: pl.DataFrame | pl.LazyFrame  # in memory, low-cardinality text columns are Categorical
     schema: pl.Schema  # the table's own schema, as agents see it
     encoded: frozenset[str]
+    indexes: RowIndexes | None = None  # in memory only: hash indexes for equality filters
 
 
 class CertifiedFrames:
@@ -56,7 +61,8 @@ class CertifiedFrames:
 
     def _evict(self) -> None:
         sizes = {
-            k: f.frame.estimated_size() if isinstance(f.frame, pl.DataFrame) else 0
+            k: (f.frame.estimated_size() if isinstance(f.frame, pl.DataFrame) else 0)
+            + (f.indexes.estimated_size() if f.indexes is not None else 0)
             for k, f in self._frames.items()
         }
         total = sum(sizes.values())
@@ -79,7 +85,12 @@ def _load(table: Path, version: int) -> CertifiedFrame:
         encoded = [c for c in text if distinct[c] <= max(1, frame.height * ENCODE_MAX_DISTINCT_RATIO)]
     if encoded:
         frame = frame.with_columns(pl.col(encoded).cast(pl.Categorical))
-    return CertifiedFrame(frame=frame, schema=schema, encoded=frozenset(encoded))
+    return CertifiedFrame(
+        frame=frame,
+        schema=schema,
+        encoded=frozenset(encoded),
+        indexes=RowIndexes(frame=frame, schema=schema),
+    )
 
 
 def decode(frame: pl.DataFrame, encoded: frozenset[str]) -> pl.DataFrame:

@@ -1,0 +1,97 @@
+"""Row indexes narrow an equality read to candidate rows; the answer is always the full scan's answer."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from governance.read_index import MAX_INDEXED_COLUMNS, RowIndexes, equality_terms
+
+
+def _frame(customers: list[str | None], amounts: list[int]) -> pl.DataFrame:
+    n = min(len(customers), len(amounts))
+    return pl.DataFrame(
+        {
+            "customer_id": pl.Series(customers[:n], dtype=pl.String).cast(pl.Categorical),
+            "amount": pl.Series(amounts[:n], dtype=pl.Int64),
+            "region": ["EU" if i % 2 else "US" for i in range(n)],
+        }
+    )
+
+
+SCHEMA = pl.Schema({"customer_id": pl.String, "amount": pl.Int64, "region": pl.String})
+
+
+@pytest.mark.parametrize(
+    ("sql", "terms"),
+    [
+        ("customer_id = 'C1'", [("customer_id", "C1")]),
+        ("'C1' = customer_id", [("customer_id", "C1")]),
+        ("amount = 5", [("amount", 5)]),
+        ("customer_id = 'C1' AND region = 'EU'", [("customer_id", "C1"), ("region", "EU")]),
+        ("customer_id = 'C1' OR region = 'EU'", []),  # an OR may match rows outside either term
+        ("NOT (customer_id = 'C1')", []),
+        ("customer_id <> 'C1'", []),
+        ("customer_id = region", []),
+        ("upper(customer_id) = 'C1'", []),
+        ("customer_id IN ('C1', 'C2')", []),
+        ("amount = 5.5", []),
+    ],
+)
+def test_only_anded_column_equals_literal_terms_are_taken(sql: str, terms: list[tuple[str, object]]) -> None:
+    assert equality_terms(pl.sql_expr(sql)) == terms
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    customers=st.lists(st.sampled_from(["C1", "C2", "C3", "c1", "", None]), min_size=0, max_size=60),
+    amounts=st.lists(st.integers(-3, 3), min_size=0, max_size=60),
+    sql=st.sampled_from(
+        [
+            "customer_id = 'C1'",
+            "customer_id = 'c1'",
+            "customer_id = ''",
+            "customer_id = 'nowhere'",
+            "amount = 2",
+            "amount = 99999999999",
+            "customer_id = 'C2' AND amount = -1",
+            "customer_id = 'C3' AND region = 'EU'",
+        ]
+    ),
+    limit=st.integers(1, 10),
+)
+def test_reading_candidates_gives_exactly_the_full_scan(
+    customers: list[str | None], amounts: list[int], sql: str, limit: int
+) -> None:
+    frame = _frame(customers, amounts)
+    expr = pl.sql_expr(sql)
+    expected = frame.filter(expr).head(limit)
+    indexes = RowIndexes(frame=frame, schema=SCHEMA)
+    rows = indexes.candidate_rows(equality_terms(expr), usable=set(SCHEMA.names()))
+    assert rows is not None
+    assert rows.to_list() == sorted(rows.to_list()), "candidates keep table order, so head() is unchanged"
+    got = frame[rows].filter(expr).head(limit)
+    assert_frame_equal(got, expected)
+
+
+def test_masked_or_unknown_columns_and_mismatched_literals_use_no_index() -> None:
+    frame = _frame(["C1", "C2"], [1, 2])
+    indexes = RowIndexes(frame=frame, schema=SCHEMA)
+    assert indexes.candidate_rows([("customer_id", "C1")], usable={"amount"}) is None  # masked: not usable
+    assert indexes.candidate_rows([("nope", "C1")], usable={"nope"}) is None
+    assert (
+        indexes.candidate_rows([("amount", "1")], usable={"amount"}) is None
+    )  # text literal, integer column
+    assert indexes.candidate_rows([("customer_id", 1)], usable={"customer_id"}) is None
+
+
+def test_the_number_of_indexed_columns_per_version_is_bounded() -> None:
+    columns = {f"c{i}": list(range(10)) for i in range(MAX_INDEXED_COLUMNS + 2)}
+    frame = pl.DataFrame(columns)
+    indexes = RowIndexes(frame=frame, schema=frame.schema)
+    used = [indexes.candidate_rows([(c, 3)], usable=set(columns)) for c in columns]
+    assert sum(r is not None for r in used) == MAX_INDEXED_COLUMNS
+    assert indexes.estimated_size() > 0
