@@ -148,4 +148,6 @@ class RowIndexes:
 
     def estimated_size(self) -> int:
         with self._lock:
-            return sum(i.hashes.estimated_size() + i.rows.estimated_size() for i in self._indexes.values())
+            return sum(
+                int(i.hashes.estimated_size() + i.rows.estimated_size()) for i in self._indexes.values()
+            )
