@@ -398,7 +398,8 @@ def demo_verify() -> None:
     )
 
 
-from pipelines import cli_governance  # noqa: E402,F401  (registers agents/policy/audit commands)
+# Importing these registers their commands: agents/policy/audit, and `assay gateway serve`.
+from pipelines import cli_gateway, cli_governance  # noqa: E402,F401
 
 if __name__ == "__main__":
     # Run as `python -m pipelines.cli`: use the imported module, on whose groups the governance commands sit.
