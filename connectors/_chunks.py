@@ -14,139 +14,86 @@ falls back to Python's ``str.split`` on its decoded text: slower, same result.
 from __future__ import annotations
 
 import codecs
-import csv
-import os
+import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal
 
 import polars as pl
+import pyarrow as pa
 
-UTF8 = ("utf-8", "utf-8-sig")
+from connectors._files import Chunk, decoded, file_chunks, joined
+from connectors._records import Dialect, Records, group_lines, split_record
+
+__all__ = ["Chunk", "Dialect", "Lines", "chunk_fields", "chunk_lines", "file_chunks", "record_lines"]
+
 LINE_SEPARATORS = ("\x1f", "\x1e", "\x1d", "\x1c", "\x01", "\x02", "\x03")  # one is absent from a chunk
 REPLACEMENT = "\ufffd"
-WINDOW = 1 << 16  # bytes read at a time when looking for a line boundary
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """Whole lines of the file, as UTF-8 ``text`` for polars, with how to find each line's size in the file.
-
-    ``measure`` is ``bytes`` when a line's size is its UTF-8 length (UTF-8 files; UTF-16/32, where it is
-    approximate), ``chars`` when it is its length in characters (one byte each, e.g. cp1252), ``split``
-    when only splitting ``raw`` on line feeds tells it (undecodable bytes, multi-byte code pages).
-    """
-
-    text: bytes
-    raw: bytes | None  # the bytes as the file holds them, when they differ from ``text``
-    offset: int  # byte offset of the first line in the file
-    measure: Literal["bytes", "chars", "split"]
-    last: bool  # holds the file's last line
-
-
-def file_chunks(path: Path, encoding: str, chunk_bytes: int) -> Iterator[Chunk]:
-    """The file's lines in chunks of about ``chunk_bytes``; blank lines after the last record are dropped.
-
-    A UTF-8 BOM is skipped (offsets still count it); a decoded BOM (U+FEFF) opening the text is dropped.
-    """
-    name = codecs.lookup(encoding).name
-    if name not in UTF8 and ("\n".encode(name) != b"\n" or "\r".encode(name) != b"\r"):
-        yield from _decoded_chunks(path, name, chunk_bytes)
-        return
-    decoder = None if name in UTF8 else codecs.getincrementaldecoder(name)(errors="replace")
-    with path.open("rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        start = 3 if name in UTF8 and fh.read(3) == codecs.BOM_UTF8 else 0
-        end = _content_end(fh, start, size)
-        pos, first = start, True
-        while pos < end:
-            stop = _line_end(fh, pos + max(chunk_bytes, 1), end)
-            fh.seek(pos)
-            raw = fh.read(stop - pos)
-            last = stop >= end
-            if decoder is None:
-                if first and name == "utf-8-sig" and raw.startswith(codecs.BOM_UTF8):
-                    # The codec drops one BOM and the reader the U+FEFF after it, as a whole-file decode does.
-                    yield Chunk(raw[3:], raw, pos, "split", last)
-                else:
-                    yield Chunk(raw, None, pos, "bytes", last)
-            else:
-                text = decoder.decode(raw, final=last)
-                measure: Literal["chars", "split"] = "chars" if len(text) == len(raw) else "split"
-                if first and text.startswith("\ufeff"):
-                    text, measure = text[1:], "split"
-                yield Chunk(text.encode("utf-8"), raw, pos, measure, last)
-            pos, first = stop, False
-
-
-def _content_end(fh: BinaryIO, start: int, size: int) -> int:
-    """Where the last line holding more than CR and LF ends (after its LF), or ``start`` if none does."""
-    pos = size
-    while pos > start:
-        lo = max(start, pos - WINDOW)
-        fh.seek(lo)
-        kept = fh.read(pos - lo).rstrip(b"\r\n")
-        if kept:
-            return _line_end(fh, lo + len(kept), size)
-        pos = lo
-    return start
-
-
-def _line_end(fh: BinaryIO, at: int, end: int) -> int:
-    """The position just after the first line feed at or after ``at``; ``end`` if there is none before it."""
-    if at >= end:
-        return end
-    fh.seek(at)
-    pos = at
-    while pos < end:
-        window = fh.read(min(WINDOW, end - pos))
-        found = window.find(b"\n")
-        if found >= 0:
-            return pos + found + 1
-        pos += len(window)
-    return end
-
-
-def _decoded_chunks(path: Path, encoding: str, chunk_bytes: int) -> Iterator[Chunk]:
-    """Chunks of a file whose line feed is not the byte 0x0A (UTF-16/32): decoded incrementally.
-
-    Sizes are measured in UTF-8 bytes here, so offsets are approximate, as for the whole-file reader.
-    """
-    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-    carry, offset, first = "", 0, True
-    pending: bytes | None = None  # held back one step, to know whether it is the last
-    with path.open("rb") as fh:
-        while True:
-            block = fh.read(max(chunk_bytes, 1))
-            final = not block
-            text = carry + decoder.decode(block, final=final)
-            if first and text:
-                text, first = text.removeprefix("\ufeff"), False
-            cut = len(text) if final else text.rfind("\n") + 1
-            kept = text[:cut].rstrip("\r\n")
-            # Lines after the last one holding more than CR/LF wait for the next chunk: at the end they are dropped.
-            stop = 0 if not kept else (text.find("\n", len(kept)) + 1 or len(text))
-            if stop:
-                if pending is not None:
-                    yield Chunk(pending, None, offset, "bytes", False)
-                    offset += len(pending)
-                pending = text[:stop].encode("utf-8")
-            carry = text[stop:]
-            if final:
-                if pending is not None:
-                    yield Chunk(pending, None, offset, "bytes", True)
-                return
 
 
 @dataclass(frozen=True)
 class Lines:
-    """One chunk's lines (CR stripped), their 1-based numbers and byte offsets; ``native`` if polars split them."""
+    """One chunk's physical lines (CR stripped), numbered and placed in the file, and how they make records.
 
-    frame: pl.DataFrame  # line, _source_line, _source_offset
+    ``frame`` holds one row per physical line (line, _source_line, _source_offset); :meth:`records` one
+    per record, a record that spans lines holding its whole text and the number of its first line.
+    """
+
+    frame: pl.DataFrame
     native: bool
     separator: str | None
     chunk: Chunk  # as split: undecodable bytes replaced by U+FFFD
+    grouping: Records = field(default_factory=Records)
+
+    def records(self) -> pl.DataFrame:
+        starts = self.grouping.starts
+        if starts is None:
+            return self.frame
+        frame = self.frame[starts]
+        if self.grouping.texts:
+            at = starts.search_sorted(pl.Series(list(self.grouping.texts), dtype=starts.dtype))
+            texts = pl.Series(list(self.grouping.texts.values()), dtype=pl.String)
+            frame = frame.with_columns(frame.get_column("line").scatter(at, texts))
+        return frame
+
+    def unterminated(self) -> pl.Series:
+        """Per record: whether its quote (or escape) was never closed."""
+        starts = self.grouping.starts
+        n = self.frame.height if starts is None else starts.len()
+        flags = pl.repeat(False, n, eager=True)
+        if self.grouping.unterminated:
+            first = pl.Series(self.grouping.unterminated, dtype=pl.UInt32)
+            at = first if starts is None else starts.search_sorted(first.cast(starts.dtype))
+            flags = flags.scatter(at, True)
+        return flags
+
+
+def record_lines(path: Path, encoding: str, chunk_bytes: int, dialect: Dialect) -> Iterator[Lines]:
+    """Each chunk's lines, grouped into records; a record left open at a chunk's end waits for the next."""
+    line = 1
+    held: Chunk | None = None
+    for piece in file_chunks(path, encoding, chunk_bytes):
+        chunk = piece if held is None else joined(held, piece)
+        lines = chunk_lines(chunk, line)
+        grouping = group_lines(lines.frame.get_column("line"), lines.chunk, dialect)
+        held = None
+        if grouping.held is not None:
+            held = _held(chunk, lines.frame, grouping.held)
+            lines = Lines(lines.frame.slice(0, grouping.held), lines.native, lines.separator, lines.chunk)
+        lines = Lines(lines.frame, lines.native, lines.separator, lines.chunk, grouping)
+        line += lines.frame.height
+        yield lines
+    if held is not None:  # only when the file ends inside the held lines (cannot happen: the last chunk)
+        raise AssertionError("lines held back past the end of the file")
+
+
+def _held(chunk: Chunk, frame: pl.DataFrame, first: int) -> Chunk:
+    """The lines of ``chunk`` from physical line ``first`` on, as a chunk of their own."""
+    offset = int(frame.get_column("_source_offset")[first])
+    at = offset - chunk.offset
+    if chunk.raw is None:
+        return Chunk(chunk.text[at:], None, offset, "bytes", False, chunk.codec, chunk.newline)
+    return decoded(chunk.raw[at:], chunk.codec, offset, False)
 
 
 def chunk_lines(chunk: Chunk, first_line: int) -> Lines:
@@ -175,7 +122,9 @@ def chunk_lines(chunk: Chunk, first_line: int) -> Lines:
         if text.endswith("\n"):
             parts.pop()
         lines = pl.Series("line", parts, dtype=pl.String).str.strip_suffix("\r")
-        sizes = _split_sizes(chunk, len(parts))
+        sizes = (
+            _unit_sizes(chunk, len(parts)) if chunk.measure == "units" else _split_sizes(chunk, len(parts))
+        )
     else:
         lines = lines.fill_null("")  # polars reads an empty line as null
         sizes = _native_sizes(chunk, lines)
@@ -200,7 +149,7 @@ def _repaired(chunk: Chunk) -> Chunk:
         return chunk
     except UnicodeDecodeError:
         text = chunk.text.decode("utf-8", errors="replace").encode("utf-8")
-        return Chunk(text, chunk.text, chunk.offset, "split", chunk.last)
+        return Chunk(text, chunk.text, chunk.offset, "split", chunk.last, chunk.codec)
 
 
 def _native_sizes(chunk: Chunk, lines: pl.Series) -> pl.Series | None:
@@ -210,6 +159,8 @@ def _native_sizes(chunk: Chunk, lines: pl.Series) -> pl.Series | None:
         return pl.Series("size", [], dtype=pl.Int64)
     if chunk.measure == "split":
         return _split_sizes(chunk, n)
+    if chunk.measure == "units":
+        return _unit_sizes(chunk, n)
     length = (lines.str.len_chars() if chunk.measure == "chars" else lines.str.len_bytes()).cast(pl.Int64)
     total = len(chunk.raw if chunk.raw is not None else chunk.text)
     feeds = n if chunk.text.endswith(b"\n") else n - 1
@@ -230,48 +181,58 @@ def _split_sizes(chunk: Chunk, n: int) -> pl.Series | None:
     return pl.Series("size", sizes, dtype=pl.Int64) if len(sizes) == n else None
 
 
-def split_lines(lines: pl.Series, delimiter: str, quote: str | None) -> tuple[pl.Series, pl.Series]:
-    """Fields of every line: a vectorised split, with the ``csv`` module for quoted lines only.
+def _unit_sizes(chunk: Chunk, n: int) -> pl.Series | None:
+    """Each line's size in a UTF-16/32 file: the raw code units split at the line feed unit (exact)."""
+    raw = chunk.raw if chunk.raw is not None else chunk.text
+    width = len(chunk.newline)
+    kind = pa.uint16() if width == 2 else pa.uint32()
+    units = pl.from_arrow(pa.Array.from_buffers(kind, len(raw) // width, [None, pa.py_buffer(raw)]))
+    assert isinstance(units, pl.Series)
+    feed = int.from_bytes(chunk.newline, sys.byteorder)
+    ends = ((units == feed).arg_true().cast(pl.Int64) + 1) * width
+    if ends.len() == 0 or ends[-1] < len(raw):
+        ends = ends.append(pl.Series([len(raw)], dtype=pl.Int64))
+    sizes = ends.diff().fill_null(ends[0]).alias("size")
+    return sizes if sizes.len() == n else None
 
-    Also returns, per line, whether its quoting could not be read (e.g. a field past the ``csv``
-    module's size limit); such a line keeps its plain split and is marked, never guessed at.
+
+def split_lines(lines: pl.Series, dialect: Dialect) -> tuple[pl.Series, pl.Series]:
+    """Fields of every record: a vectorised split, with the ``csv`` module for quoted or escaped ones only.
+
+    Also returns, per record, whether its quoting could not be read (e.g. a field past the ``csv``
+    module's size limit); such a record keeps its plain split and is marked, never guessed at.
     """
     frame = pl.DataFrame({"line": lines}, schema={"line": pl.String}).with_row_index("i")
-    fields = frame.select(f=pl.col("line").str.split(delimiter))
+    fields = frame.select(f=pl.col("line").str.split(dialect.delimiter))
     no_problem = pl.Series("_quoting", [False] * frame.height, dtype=pl.Boolean)
-    if not quote:
+    if not dialect.special:
         return fields.get_column("f"), no_problem
-    quoted = frame.filter(pl.col("line").str.contains(quote, literal=True))
+    quoted = frame.filter(
+        pl.any_horizontal(pl.col("line").str.contains(c, literal=True) for c in dialect.special)
+    )
     if quoted.height == 0:
         return fields.get_column("f"), no_problem
     parsed = pl.DataFrame(
         {
             "i": quoted.get_column("i"),
-            "q": [_quoted_fields(line, delimiter, quote) for line in quoted.get_column("line").to_list()],
+            "q": [split_record(line, dialect) for line in quoted.get_column("line").to_list()],
         },
         schema={"i": pl.UInt32, "q": pl.List(pl.String)},
     )
     parsed = parsed.with_columns(bad=pl.col("q").is_null())
-    joined = frame.select("i").with_columns(fields.get_column("f"))
-    joined = joined.join(parsed, on="i", how="left", maintain_order="left")  # row i stays line i
-    unreadable = joined.get_column("bad").fill_null(False).alias("_quoting")
-    return joined.select(pl.coalesce("q", "f")).to_series().alias("f"), unreadable
+    joined_fields = frame.select("i").with_columns(fields.get_column("f"))
+    joined_fields = joined_fields.join(parsed, on="i", how="left", maintain_order="left")  # row i stays i
+    unreadable = joined_fields.get_column("bad").fill_null(False).alias("_quoting")
+    return joined_fields.select(pl.coalesce("q", "f")).to_series().alias("f"), unreadable
 
 
-def split_line(line: str, delimiter: str, quote: str | None) -> list[str]:
-    """One line's fields, as :func:`split_lines` gives them (for header and trailer records)."""
-    if quote and quote in line:
-        fields = _quoted_fields(line, delimiter, quote)
+def split_line(line: str, dialect: Dialect) -> list[str]:
+    """One record's fields, as :func:`split_lines` gives them (for header and trailer records)."""
+    if any(c in line for c in dialect.special):
+        fields = split_record(line, dialect)
         if fields is not None:
-            return fields
-    return line.split(delimiter)
-
-
-def _quoted_fields(line: str, delimiter: str, quote: str) -> list[str] | None:
-    try:
-        return next(csv.reader([line], delimiter=delimiter, quotechar=quote), [])
-    except csv.Error:
-        return None
+            return [f if f is not None else "" for f in fields]
+    return line.split(dialect.delimiter)
 
 
 def field_name(index: int) -> str:
@@ -279,39 +240,44 @@ def field_name(index: int) -> str:
 
 
 def chunk_fields(
-    chunk: Chunk,
     lines: Lines,
-    delimiter: str,
-    quote: str | None,
+    dialect: Dialect,
     *,
     width: int,
     wanted: Sequence[int] | None = None,
     native: bool = True,
 ) -> pl.DataFrame:
-    """Fields of a chunk's lines as columns ``_f0, _f1, …`` plus ``_n`` (field count) and ``_quoting``.
+    """Fields of a chunk's records as columns ``_f0, _f1, …`` plus ``_n`` (field count) and ``_quoting``.
 
     ``width`` is the field count a record should have. With ``wanted`` only those fields are returned
     and ``_n`` is not (the survey pass): a field past a short line's end may then be ``""`` rather than
-    null, which no control or key tells apart. ``native=False`` splits every line the exact way.
+    null, which no control or key tells apart. ``native=False`` splits every record the exact way.
     """
-    line = lines.frame.get_column("line")
+    chunk = lines.chunk
+    records = lines.records()
+    line = records.get_column("line")
     n = line.len()
     indices = list(range(width)) if wanted is None else sorted(set(wanted))
-    columns = _native_fields(chunk, lines, delimiter, indices, n) if native else None
-    if columns is None:  # polars cannot split this chunk: every line the exact way
-        fields, quoting = split_lines(line, delimiter, quote)
+    columns = _native_fields(lines, dialect.delimiter, indices) if native else None
+    unterminated = lines.unterminated()
+    if columns is None:  # polars cannot split this chunk: every record the exact way
+        fields, quoting = split_lines(line, dialect)
         out = {field_name(i): fields.list.get(i, null_on_oob=True) for i in indices}
         if wanted is None:
             out["_n"] = fields.list.len().cast(pl.Int64)
-        out["_quoting"] = quoting
+        out["_quoting"] = quoting | unterminated
         return pl.DataFrame(out)
-    out = {field_name(i): columns[i] for i in indices}
+    starts = lines.grouping.starts
+    out = {field_name(i): columns[i] if starts is None else columns[i].gather(starts) for i in indices}
     redo: list[pl.Expr] = []
     if wanted is None:  # a line splits into ``width`` fields exactly when their lengths add up to its own
-        joined = pl.sum_horizontal([pl.col(field_name(i)).str.len_bytes() for i in indices]) + (width - 1)
-        redo.append((joined != pl.col("line").str.len_bytes()).fill_null(True))
-    if quote and quote.encode("utf-8") in chunk.text:
-        redo.append(pl.col("line").str.contains(quote, literal=True))
+        joined_length = pl.sum_horizontal([pl.col(field_name(i)).str.len_bytes() for i in indices]) + (
+            width - 1
+        )
+        redo.append((joined_length != pl.col("line").str.len_bytes()).fill_null(True))
+    for c in dialect.special:
+        if c.encode("utf-8") in chunk.text:
+            redo.append(pl.col("line").str.contains(c, literal=True))
     if wanted is not None and b"\r" in chunk.text:  # polars drops a CR that ends a field
         redo.append(pl.col("line").str.contains("\r", literal=True))
     checks = pl.DataFrame({**out, "line": line})
@@ -323,27 +289,25 @@ def chunk_fields(
     counts = pl.repeat(width, n, dtype=pl.Int64, eager=True)
     quoting = pl.repeat(False, n, eager=True)
     if positions.len():
-        fields, unreadable = split_lines(line.gather(positions), delimiter, quote)
+        fields, unreadable = split_lines(line.gather(positions), dialect)
         for i in indices:
             out[field_name(i)] = out[field_name(i)].scatter(positions, fields.list.get(i, null_on_oob=True))
         counts = counts.scatter(positions, fields.list.len().cast(pl.Int64))
         quoting = quoting.scatter(positions, unreadable)
     if wanted is None:
         out["_n"] = counts
-    out["_quoting"] = quoting
+    out["_quoting"] = quoting | unterminated
     return pl.DataFrame(out)
 
 
-def _native_fields(
-    chunk: Chunk, lines: Lines, delimiter: str, indices: list[int], n: int
-) -> dict[int, pl.Series] | None:
-    """Fields split by polars' CSV parser (no quoting), or None where it cannot speak for every line."""
+def _native_fields(lines: Lines, delimiter: str, indices: list[int]) -> dict[int, pl.Series] | None:
+    """Fields of each physical line split by polars' CSV parser (no quoting), or None where it cannot."""
     if not lines.native or len(delimiter) != 1 or ord(delimiter) > 127 or delimiter in "\r\n":
         return None
     schema = {field_name(i): pl.String for i in range(max(indices) + 1)}
     try:
         frame = pl.read_csv(
-            chunk.text,
+            lines.chunk.text,
             has_header=False,
             separator=delimiter,
             quote_char=None,
@@ -356,6 +320,6 @@ def _native_fields(
         )
     except pl.exceptions.PolarsError:
         return None
-    if frame.height != n:
+    if frame.height < lines.frame.height:
         return None
-    return {i: frame.get_column(field_name(i)) for i in indices}
+    return {i: frame.get_column(field_name(i)).head(lines.frame.height) for i in indices}

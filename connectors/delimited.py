@@ -16,7 +16,7 @@ yields each chunk's detail records. :func:`read_delimited` returns the whole fil
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation, localcontext
@@ -26,14 +26,14 @@ import polars as pl
 
 from connectors._chunks import (
     REPLACEMENT,
-    Chunk,
+    Dialect,
     chunk_fields,
-    chunk_lines,
     field_name,
-    file_chunks,
+    record_lines,
     split_line,
     split_lines,
 )
+from connectors._header import HeaderRow, read_header_row
 from connectors.manifest import ControlProblem, Controls, Extraction, Manifest, file_checksum
 from connectors.read_ahead import read_ahead
 from schemas.contract import DelimitedSource
@@ -56,7 +56,8 @@ class _Edge:
 class _Tally:
     """What the pass over a file found: its edges, and the control figures of its detail records."""
 
-    lines: int = 0
+    lines: int = 0  # physical lines
+    records: int = 0  # records, header and trailer included
     rows: int = 0
     details: int = 0
     total: Decimal | None = None
@@ -76,11 +77,14 @@ class DelimitedFile:
     source
         The contract's source settings: dialect, encoding, record types and control positions.
     columns
-        Contract column names, in the order their fields appear in a detail record.
+        Contract column names, in the order their fields appear in a detail record (with a header row
+        of column names, in any order: they are found by name).
     chunk_bytes
-        About how many bytes of the file each chunk holds (always whole lines).
+        About how many bytes of the file each chunk holds (always whole records).
     checksum
         The file's SHA-256 when already known (a landed file is named by it); computed otherwise.
+    names
+        The name each column has in a header row, where it differs from the column's (``physicalName``).
     """
 
     def __init__(
@@ -91,14 +95,22 @@ class DelimitedFile:
         *,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         checksum: str | None = None,
+        names: Mapping[str, str] | None = None,
     ) -> None:
         self.path = path
         self.source = source
         self.columns = list(columns)
         self.chunk_bytes = chunk_bytes
         self.checksum = checksum
-        self.offset = 1 if source.record_types else 0
-        self.width = len(self.columns) + self.offset
+        self.dialect = Dialect.of(source)
+        offset = 1 if source.record_types else 0
+        self.positions: dict[str, int | None] = {c: i + offset for i, c in enumerate(self.columns)}
+        self.width = len(self.columns) + offset
+        self.header: HeaderRow | None = None
+        if source.header_names:
+            self.header = read_header_row(path, source.encoding, self.dialect, self.columns, names or {})
+            self.positions = dict(self.header.positions)
+            self.width = len(self.header.names)
 
     def survey(
         self, keep: Sequence[str] = (), each: Callable[[pl.DataFrame], object] | None = None
@@ -110,12 +122,10 @@ class DelimitedFile:
         """
         c = self.source.controls
         wanted = list(dict.fromkeys([*keep, *([c.amount_column] if c.amount_column else [])]))
-        indices = [self._index(name) for name in wanted]
+        indices = [i for i in (self.positions[name] for name in wanted) if i is not None]
         tally = _Tally()
         for frame in self._frames(tally, indices):
-            records = frame.select(
-                "_source_line", "_kind", *[pl.col(field_name(self._index(n))).alias(n) for n in wanted]
-            )
+            records = frame.select("_source_line", "_kind", *[self._field(n) for n in wanted])
             self._count(tally, records)
             if each is not None:
                 each(records.select("_source_line", *keep))
@@ -146,8 +156,10 @@ class DelimitedFile:
         return Extraction(records=records, manifest=self._manifest(tally))
 
     # -- reading ----------------------------------------------------------------------------------
-    def _index(self, column: str) -> int:
-        return self.columns.index(column) + self.offset
+    def _field(self, column: str) -> pl.Expr:
+        """A column's field; null throughout when a header row does not name it (the batch is rejected)."""
+        index = self.positions[column]
+        return (pl.col(field_name(index)) if index is not None else pl.lit(None, pl.String)).alias(column)
 
     def _frames(self, tally: _Tally, wanted: list[int] | None) -> Iterator[pl.DataFrame]:
         """Each chunk's lines with their fields (all, or the ``wanted`` ones) and record kind.
@@ -156,59 +168,58 @@ class DelimitedFile:
         are split ahead, in a background thread, while the caller works on the previous one.
         """
         rt = self.source.record_types
-        for chunk, frame in read_ahead(self._split(wanted)):
-            first_line = tally.lines + 1
-            tally.lines += frame.height
-            if rt is not None and frame.height:
-                if first_line == 1:
-                    header = self._edge(frame, 0)
-                    if _kind(header, rt.field) == rt.header:
-                        tally.header = header
-                        frame = frame.slice(1)
-                if chunk.last and frame.height and tally.lines > 1:
-                    trailer = self._edge(frame, frame.height - 1)
-                    if _kind(trailer, rt.field) == rt.trailer:
-                        tally.trailer = trailer
-                        frame = frame.slice(0, frame.height - 1)
+        for last, frame, lines in read_ahead(self._split(wanted)):
+            tally.lines += lines
+            if not frame.height:
+                continue
+            starts_file = tally.records == 0
+            tally.records += frame.height
+            if starts_file and self.header is not None:
+                frame = frame.slice(1)  # the column names
+            elif starts_file and rt is not None:
+                header = self._edge(frame, 0)
+                if _kind(header, rt.field) == rt.header:
+                    tally.header = header
+                    frame = frame.slice(1)
+            if rt is not None and last and frame.height and tally.records > 1:
+                trailer = self._edge(frame, frame.height - 1)
+                if _kind(trailer, rt.field) == rt.trailer:
+                    tally.trailer = trailer
+                    frame = frame.slice(0, frame.height - 1)
             yield frame
 
-    def _split(self, wanted: list[int] | None) -> Iterator[tuple[Chunk, pl.DataFrame]]:
-        """Each chunk split into numbered lines, their fields and record kind."""
+    def _split(self, wanted: list[int] | None) -> Iterator[tuple[bool, pl.DataFrame, int]]:
+        """Each chunk's records, their fields and record kind; whether it is the last; its physical lines."""
         src = self.source
         rt = src.record_types
         if wanted is not None and rt is not None:
             wanted = [rt.field, *wanted]
         native = rt is None or rt.field < self.width
-        line = 1
-        for chunk in file_chunks(self.path, src.encoding, self.chunk_bytes):
-            lines = chunk_lines(chunk, line)
+        for lines in record_lines(self.path, src.encoding, self.chunk_bytes, self.dialect):
             fields = chunk_fields(
-                chunk,
                 lines,
-                src.delimiter,
-                src.quote,
+                self.dialect,
                 width=self.width,
                 wanted=(wanted or [0]) if wanted is not None else None,
                 native=native,
             )
-            frame = pl.concat([lines.frame, fields], how="horizontal")
+            frame = pl.concat([lines.records(), fields], how="horizontal")
             if rt is None:
                 frame = frame.with_columns(_kind=pl.lit(None, pl.String))
             elif rt.field < self.width or wanted is not None:
                 frame = frame.with_columns(_kind=pl.col(field_name(rt.field)))
             else:  # a record-type field past the declared fields: only over-long lines hold it
-                kinds, _ = split_lines(frame.get_column("line"), src.delimiter, src.quote)
+                kinds, _ = split_lines(frame.get_column("line"), self.dialect)
                 frame = frame.with_columns(_kind=kinds.list.get(rt.field, null_on_oob=True))
             if wanted is None:  # undecodable bytes became U+FFFD: look for it only where it occurs
                 replaced = REPLACEMENT.encode() in lines.chunk.text
                 encoding = pl.col("line").str.contains(REPLACEMENT, literal=True) if replaced else False
                 frame = frame.with_columns(_encoding=encoding)
-            line += frame.height
-            yield chunk, frame
+            yield lines.chunk.last, frame, lines.frame.height
 
     def _edge(self, frame: pl.DataFrame, row: int) -> _Edge:
         line = frame.get_column("line")[row]
-        fields = split_line(line, self.source.delimiter, self.source.quote)
+        fields = split_line(line, self.dialect)
         return _Edge(int(frame.get_column("_source_line")[row]), fields)
 
     def _records(self, frame: pl.DataFrame) -> pl.DataFrame:
@@ -226,7 +237,7 @@ class DelimitedFile:
             .otherwise(None)
         )
         return frame.select(
-            [pl.col(field_name(i + self.offset)).alias(name) for i, name in enumerate(self.columns)]
+            [self._field(name) for name in self.columns]
             + [
                 pl.col("_source_line").cast(pl.Int64),
                 pl.col("_source_offset").cast(pl.Int64),
@@ -275,6 +286,7 @@ class DelimitedFile:
             batch_id=batch_id,
             business_date=business_date,
             rows_read=tally.rows,
+            undeclared_columns=self.header.undeclared if self.header is not None else (),
             controls=Controls(
                 controls.declared_count,
                 controls.actual_count,
@@ -289,6 +301,8 @@ class DelimitedFile:
         rt = self.source.record_types
         name = self.path.name
         problems: list[ControlProblem] = []
+        if self.header is not None:
+            return list(self.header.problems(name))
         if rt is None:
             return problems
         if tally.lines == 0:

@@ -31,6 +31,9 @@ from schemas.layout import (
     resolve_layouts,
 )
 from schemas.operations import Operations, parse_operations
+from schemas.sources import Controls as Controls
+from schemas.sources import DelimitedSource, SourceOptionError, parse_delimited
+from schemas.sources import RecordTypes as RecordTypes
 
 DATASET_ID = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
 COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -100,44 +103,6 @@ class Column:
 
 
 @dataclass(frozen=True)
-class RecordTypes:
-    """Which field tells header, detail and trailer records apart, and their codes."""
-
-    field: int = 0
-    header: str = "H"
-    detail: str = "D"
-    trailer: str = "T"
-
-
-@dataclass(frozen=True)
-class Controls:
-    """Where the header and trailer carry batch facts and control totals (field positions, 0-based)."""
-
-    batch_id_field: int | None = None
-    business_date_field: int | None = None
-    record_count_field: int | None = None
-    amount_total_field: int | None = None
-    amount_column: str | None = None
-
-
-@dataclass(frozen=True)
-class DelimitedSource:
-    kind: Literal["delimited"]
-    path: str
-    pattern: str
-    encoding: str = "utf-8"
-    delimiter: str = ","
-    quote: str = '"'
-    decimal_separator: str = "."
-    thousands_separator: str | None = None
-    date_format: str = "%Y-%m-%d"
-    timestamp_format: str = "%Y-%m-%dT%H:%M:%S"
-    empty_dates: tuple[str, ...] = ("00000000",)
-    record_types: RecordTypes | None = None
-    controls: Controls = field(default_factory=Controls)
-
-
-@dataclass(frozen=True)
 class SqlSource:
     kind: Literal["sql"]
     connection: str
@@ -197,8 +162,8 @@ Source = FileSource | SqlSource
 
 def has_control_records(source: Source) -> bool:
     """Whether batches of this source carry control records that must reconcile (a blocking check)."""
-    if isinstance(source, DelimitedSource):
-        return source.record_types is not None
+    if isinstance(source, DelimitedSource):  # a header row of column names must name every column
+        return source.record_types is not None or source.header_names
     return isinstance(source, Bai2Source) or bool(
         isinstance(source, FixedWidthSource) and (source.controls or source.records)
     )
@@ -471,15 +436,16 @@ class _ContractBuilder:
         kind = raw.get("kind")
         try:
             if kind == "delimited":
-                return _delimited(raw)
+                return parse_delimited(raw)
             if kind == "fixed_width":
                 return FixedWidthSource(kind="fixed_width", **parse_fixed_width(raw))
             if kind == "bai2":
                 return Bai2Source(kind="bai2", **parse_bai2(raw))
             if kind == "sql":
                 return SqlSource(kind="sql", connection=str(raw["connection"]), table=str(raw["table"]))
-        except _SourceOptionError as exc:
-            self.problem((*props_path, exc.option), f"source: {exc}", "see docs/contracts.md, 'Sources'")
+        except SourceOptionError as exc:
+            fix = exc.fix or "see docs/sources.md"
+            self.problem((*props_path, exc.option), f"source: {exc}", fix)
             return None
         except LayoutError as exc:
             self.problem(
@@ -772,80 +738,6 @@ def _tolerance(q: dict[str, Any]) -> float | None:
                 return value / 100
             return 0.0 if value == 0 else None
     return None
-
-
-class _SourceOptionError(ValueError):
-    """A source option that cannot be used; ``option`` names it so the error can point at its line."""
-
-    def __init__(self, option: str, message: str) -> None:
-        super().__init__(message)
-        self.option = option
-
-
-def _delimited(raw: dict[str, Any]) -> DelimitedSource:
-    known = {
-        "kind",
-        "path",
-        "pattern",
-        "encoding",
-        "delimiter",
-        "quote",
-        "decimalSeparator",
-        "thousandsSeparator",
-        "dateFormat",
-        "timestampFormat",
-        "emptyDates",
-        "recordTypes",
-        "header",
-        "trailer",
-    }
-    unknown = sorted(set(raw) - known, key=str)
-    if unknown:
-        raise _SourceOptionError(unknown[0], f"unknown option(s) {unknown}")
-    rt = raw.get("recordTypes")
-    header = raw.get("header") or {}
-    trailer = raw.get("trailer") or {}
-    amount = trailer.get("amountTotal") or {}
-    for option, positions in (("header", header), ("trailer", trailer)):
-        for key, value in positions.items():
-            value = value.get("field") if key == "amountTotal" and isinstance(value, dict) else value
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise _SourceOptionError(
-                    option, f"{option}.{key} {value!r} is not a field position (0, 1, ...)"
-                )
-    encoding = str(raw.get("encoding", "utf-8"))
-    "".encode(encoding)  # raises LookupError -> reported below
-    delimiter = str(raw.get("delimiter", ","))
-    if len(delimiter) != 1:
-        raise ValueError(f"delimiter {delimiter!r} must be one character")
-    return DelimitedSource(
-        kind="delimited",
-        path=str(raw["path"]),
-        pattern=str(raw.get("pattern", "*")),
-        encoding=encoding,
-        delimiter=delimiter,
-        quote=str(raw.get("quote", '"')),
-        decimal_separator=str(raw.get("decimalSeparator", ".")),
-        thousands_separator=raw.get("thousandsSeparator"),
-        date_format=_strftime(str(raw.get("dateFormat", "YYYY-MM-DD"))),
-        timestamp_format=_strftime(str(raw.get("timestampFormat", "YYYY-MM-DDTHH:MI:SS"))),
-        empty_dates=tuple(str(x) for x in raw.get("emptyDates", ["00000000"])),
-        record_types=RecordTypes(
-            field=int(rt.get("field", 0)),
-            header=str(rt.get("header", "H")),
-            detail=str(rt.get("detail", "D")),
-            trailer=str(rt.get("trailer", "T")),
-        )
-        if isinstance(rt, dict)
-        else None,
-        controls=Controls(
-            batch_id_field=header.get("batchId"),
-            business_date_field=header.get("businessDate"),
-            record_count_field=trailer.get("recordCount"),
-            amount_total_field=amount.get("field"),
-            amount_column=amount.get("column"),
-        ),
-    )
 
 
 _FORMAT_TOKENS = (
