@@ -21,10 +21,12 @@ from governance.classification import (
     DETECTORS,
     ClassificationError,
     Finding,
+    Scan,
     detect,
     drift,
     row_verdicts,
 )
+from governance.detectors import CANDIDATE
 from pipelines.demo import CANARIES, seed
 from schemas import TextFormat, compile_contract, validate
 from schemas.contract import Contract, load_contract
@@ -456,6 +458,64 @@ def test_drift_flags_a_different_kind_and_respects_confidence_and_free_text() ->
     assert "declares piiType phone" in drift(contract, findings)[0].message
     low = drift(contract, findings, min_confidence="low")
     assert [(d.column, d.detector) for d in low] == [("phone", "email"), ("churn_risk", "date_of_birth")]
+
+
+# --- the gate and the chunked scan: cheaper, never different ------------------------------------------------
+
+_PADDED = [pad + v + end for vs in POSITIVE.values() for v in vs for pad, end in (("", ""), ("  ", " \t"))]
+
+
+def _gate_misses(values: list[str | None]) -> list[str | None]:
+    """Values some detector matches that the cheap gate would not let through (must be none)."""
+    frame = pl.DataFrame({"value": values}, schema={"value": pl.String})
+    verdicts = row_verdicts(frame, "value", today=TODAY)
+    matched = verdicts.select(pl.any_horizontal(pl.all()).fill_null(False)).to_series()
+    gated = frame.get_column("value").str.contains(CANDIDATE).fill_null(False)
+    return frame.filter(matched & ~gated).get_column("value").to_list()
+
+
+def test_the_gate_lets_through_every_value_a_detector_matches() -> None:
+    assert _gate_misses(_PADDED) == []
+    verdicts = _verdicts(_PADDED)
+    assert verdicts.select(pl.any_horizontal(pl.all())).to_series().all()  # the positives do match
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(
+            st.text(),
+            st.text(alphabet="0123456789 -+()./@:,ABCDEFGHNOSTXZabcdeinorstwgäßé\t", max_size=45),
+            st.sampled_from(_PADDED).flatmap(
+                lambda v: st.integers(0, max(len(v) - 1, 0)).flatmap(
+                    lambda i: st.sampled_from(" -./@:1aZß").map(lambda c: v[:i] + c + v[i + 1 :])
+                )
+            ),
+        ),
+        max_size=100,
+    )
+)
+def test_no_value_a_detector_matches_is_gated_out(values: list[str]) -> None:
+    """Arbitrary text, detector-like alphabets and positives with one character changed."""
+    assert _gate_misses(values) == []
+
+
+def test_a_batch_scanned_in_chunks_finds_what_one_scan_of_it_finds() -> None:
+    rows = [(v, i, date(1950 + i % 50, 1 + i % 12, 1)) for i, v in enumerate(_PADDED * 3)]
+    frame = pl.DataFrame(
+        {
+            "value": [r[0] for r in rows],
+            "number": pl.Series([4111111111111111 if r[1] % 3 else r[1] for r in rows], dtype=pl.Int64),
+            "born_on": [r[2] for r in rows],
+        }
+    )
+    whole = detect(frame, today=TODAY, threshold=1e-9, min_matches=1)
+    assert {f.detector for f in whole["value"]} == set(DETECTORS)
+    scan = Scan(TODAY, pool_rows=60)  # the detectors run several times, on values pooled from chunks
+    for offset in range(0, frame.height, 37):
+        scan.add(frame.slice(offset, 37), frame.columns)
+    assert scan.rows == frame.height
+    assert scan.findings(threshold=1e-9, min_matches=1) == whole
 
 
 # --- robustness ------------------------------------------------------------------------------------------
