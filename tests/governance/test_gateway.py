@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,9 +28,11 @@ import pytest
 from deltalake import write_deltalake
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
+from sqlalchemy import update
 
 from governance import Catalog, Store, add_agent, revoke_agent
 from governance.audit import AuditRecord, records
+from governance.catalog_schema import agents
 from tests.governance.conftest import AUDIT_KEY, CONTRACT, CUSTOMERS, POLICY, certify
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,7 +63,9 @@ ORDERS = pl.DataFrame(
         "changed_at": pl.Datetime("us", "UTC"),
     },
 )
-POLICY_WITH_DOOMED = POLICY + '  doomed-bot:\n    datasets: ["crm.*"]\n    purpose: support\n'
+POLICY_WITH_DOOMED = POLICY + "".join(
+    f'  {name}:\n    datasets: ["crm.*"]\n    purpose: support\n' for name in ("doomed-bot", "expired-bot")
+)
 
 
 @dataclass
@@ -105,7 +109,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     engine = store.engine()
     tokens = {
         name: add_agent(engine, name, level)
-        for name, level in [("junior-bot", "junior"), ("senior-bot", "senior"), ("doomed-bot", "junior")]
+        for name, level in [
+            ("junior-bot", "junior"),
+            ("senior-bot", "senior"),
+            ("doomed-bot", "junior"),
+            ("expired-bot", "junior"),
+        ]
     }
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")},
@@ -319,6 +328,25 @@ def test_a_revoked_agent_fails_on_its_next_call(home: Home, server: Server) -> N
         "identity",
     )
     assert "revoked" in last.detail["reason"]
+
+
+def test_an_expired_token_gets_401_and_an_audited_deny(home: Home, server: Server) -> None:
+    engine = home.store.engine()
+    with engine.begin() as conn:
+        conn.execute(
+            update(agents)
+            .where(agents.c.name == "expired-bot")
+            .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
+    response = httpx2.post(
+        server.url,
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={"Authorization": f"Bearer {home.tokens['expired-bot']}", "Accept": "application/json"},
+    )
+    assert response.status_code == 401 and "expired" in response.json()["error"]["message"]
+    last = home.audit()[-1]
+    assert (last.actor, last.decision, last.detail["rule"]) == ("expired-bot", "deny", "identity")
+    assert "expired" in last.detail["reason"]
 
 
 # -- policy changes while running ------------------------------------------------------------------------
