@@ -7,34 +7,50 @@ record cannot be written the call raises :class:`AuditError` and returns nothing
 Every call re-checks the agent's token first, so a token rotated, revoked or expired after connecting
 fails at once, and a promotion or demotion applies to the next call.
 
+Every call also counts against the agent's daily quota (:mod:`governance.quota`): the decision, the
+audit record and the count are one transaction under the audit log's write lock. A call over quota is
+denied by rule ``quota``; a read that finds more rows than are left today returns the rows left and
+says so in ``provenance["quota"]["truncated"]``. Connecting records the policy in force when its text
+changed (:mod:`governance.policy_log`).
+
 A read sees only the policy view of the dataset's certified Delta version::
 
     scan at datasets.certified_version
       -> keep the contract's columns (internal ``_`` columns and undeclared ones dropped)
       -> withhold columns above the level's cap or denied by policy
-      -> mask personal data (intern, junior)
+      -> mask personal data (intern, junior) and identifiers (intern)
       -> the policy's row_filter (over the masked view)
-      -> the agent's where (over the masked view, only its columns), columns, limit
+      -> the agent's where (over the masked view, only its columns), columns, limit (capped per level)
+      -> the quota: at most the rows left today
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from governance import audit
+from governance import audit, policy_log, quota
 from governance.catalog import Catalog, DatasetState
-from governance.errors import AccessDenied, AuthenticationError, GovernanceError
+from governance.errors import AccessDenied, AuthenticationError, GovernanceError, PolicyError
 from governance.identity import AGENT_NAME, Agent, authenticate, current
-from governance.masks import ColumnPlan, column_plan, mask_expr, purpose_key
+from governance.masks import ColumnPlan
 from governance.policy import DEFAULT_POLICY_DIR, Grant, load_policy
 from governance.read_cache import FRAMES, CertifiedFrame, decode
 from governance.store import Store
-from governance.view import Denied, collect, limit_rows, select_columns, where_expr
+from governance.view import (
+    Denied,
+    collect,
+    limit_rows,
+    max_rows,
+    policy_view,
+    select_columns,
+    where_expr,
+)
 from schemas.contract import COLUMN_NAME, DATASET_ID, Contract, load_contracts
 
 MIN_KEY_BYTES = 16
@@ -46,11 +62,25 @@ class ReadResult:
 
     ``provenance`` holds ``dataset``, ``version``, ``certified_at`` (ISO 8601), ``purpose``, ``masks``
     (returned column -> mask), ``withheld`` (columns left out), ``row_filter`` (whether the policy
-    filtered rows), ``limit`` and ``rows``.
+    filtered rows), ``limit`` (the rows asked for, after the level's cap), ``max_rows`` (the level's
+    per-call cap), ``rows``, and ``quota`` (``day``, ``calls`` and ``rows`` as ``{limit, used}`` after this
+    call, and ``truncated``: whether the day's row quota cut the result short).
     """
 
     frame: pl.DataFrame
     provenance: dict[str, Any]
+
+
+class _QuotaHit(Denied):
+    """Internal: the quota refuses the call before any work is done (re-decided under the lock)."""
+
+    def __init__(self, which: str, reason: str) -> None:
+        super().__init__("quota", reason)
+        self.which = which
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -72,6 +102,8 @@ def connect(
     policy_path: str | Path = DEFAULT_POLICY_DIR,
     audit_key: bytes,
     in_memory: bool = True,
+    clock: Callable[[], datetime] | None = None,
+    loaded_by: str = "connect",
 ) -> Client:
     """Authenticate ``agent`` and return its client; a failed attempt is audited as a deny and raises.
 
@@ -80,14 +112,24 @@ def connect(
     :class:`PolicyError` / ``ContractError`` before anyone is authenticated. ``in_memory`` serves
     certified versions from the process-wide in-memory cache (:mod:`governance.read_cache`), right for a
     long-lived gateway; a one-shot process (the CLI) scans the Delta version instead.
+
+    A policy whose text differs from the newest recorded one is recorded (``policy_change``) before anyone
+    is authenticated, as ``loaded_by`` (a gateway passes ``"gateway"``); a policy that does not load is
+    recorded as ``policy_invalid`` when the catalog is reachable, then raised. ``clock`` (UTC now by
+    default) decides the quota day; tests inject it.
     """
     if not isinstance(audit_key, bytes) or len(audit_key) < MIN_KEY_BYTES:
         raise GovernanceError(
             f"audit_key must be at least {MIN_KEY_BYTES} bytes. Fix: generate one with secrets.token_bytes(32)."
         )
     engine = store.engine()
+    try:
+        policy = load_policy(policy_path)
+    except PolicyError as exc:
+        policy_log.record_invalid_quietly(engine, policy_path, exc, audit_key, by=loaded_by)
+        raise
     catalog = Catalog(engine)
-    policy = load_policy(policy_path)
+    policy_log.record_policy(engine, policy, audit_key, by=loaded_by)
     contracts = {c.id: c for c in load_contracts(contracts_dir)}
     actor = agent if isinstance(agent, str) and AGENT_NAME.fullmatch(agent) else "<invalid-name>"
     try:
@@ -128,6 +170,7 @@ def connect(
         contracts=contracts,
         audit_key=audit_key,
         in_memory=in_memory,
+        clock=clock,
     )
 
 
@@ -144,8 +187,10 @@ class Client:
         contracts: dict[str, Contract],
         audit_key: bytes,
         in_memory: bool = True,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.in_memory = in_memory
+        self.clock = clock or _utc_now
         self.store = store
         self.catalog = catalog
         self.agent = agent
@@ -159,6 +204,7 @@ class Client:
         try:
             self._refresh()
             grant = self._grant()
+            self._quota_gate(reading=False)
         except Denied as denied:
             raise self._deny("datasets", None, denied, {}) from None
         listed = [
@@ -169,13 +215,14 @@ class Client:
             and state.id in self._contracts
         ]
         detail = {"purpose": grant.purpose, "datasets": [d["id"] for d in listed], "reason": None}
-        self._audit("datasets", None, "allow", detail)
+        self._allow("datasets", None, detail)
         return listed
 
     def describe(self, dataset: str) -> dict[str, Any]:
         """The columns this agent would see of ``dataset``: type, classification, mask or withheld."""
         try:
             target = self._target(dataset)
+            self._quota_gate(reading=False)
             view, plan, _ = self._view(target)
             schema = view.collect_schema()
         except Denied as denied:
@@ -210,7 +257,7 @@ class Client:
             "masks": plan.masks,
             "reason": None,
         }
-        self._audit("describe", dataset, "allow", detail)
+        self._allow("describe", dataset, detail)
         return description
 
     def read(
@@ -223,7 +270,10 @@ class Client:
         """Rows of ``dataset``'s certified version through this agent's policy view.
 
         ``where`` is a SQL boolean expression over the view's columns (as masked); ``limit`` defaults
-        to 1000 and is capped at 10000. Raises :class:`AccessDenied` naming the rule that denied.
+        to 1000 and is capped at 10000, and at the level's own cap (an intern: 100). The day's row
+        quota may cut the result shorter (``provenance["quota"]["truncated"]``). Raises
+        :class:`AccessDenied` naming the rule that denied (``quota`` when the day's calls or rows are
+        used up).
         """
         detail: dict[str, Any] = {
             "columns": self._safe_names(columns),
@@ -232,7 +282,8 @@ class Client:
         }
         try:
             target = self._target(dataset)
-            rows_cap = limit_rows(limit)
+            self._quota_gate(reading=True)
+            rows_cap = limit_rows(limit, self.agent.level)
             view, plan, encoded = self._view(target)
             selected = select_columns(columns, plan, dataset, self.agent.name, self.agent.level)
             query = view.filter(where_expr(where, plan)) if where is not None else view
@@ -248,6 +299,20 @@ class Client:
         except Denied as denied:
             raise self._deny("read", dataset, denied, detail) from None
         masks = {c: plan.masks[c] for c in selected if c in plan.masks}
+        detail.update(
+            purpose=target.grant.purpose,
+            version=target.version,
+            columns=selected,
+            withheld=sorted(plan.withheld),
+            masks=masks,
+            rows=frame.height,
+            limit=rows_cap,
+            row_filter=target.grant.row_filter is not None,
+            reason=None,
+        )
+        charge = self._allow("read", dataset, detail, rows=frame.height)
+        if charge.rows < frame.height:
+            frame = frame.head(charge.rows)
         provenance = {
             "dataset": dataset,
             "version": target.version,
@@ -257,20 +322,10 @@ class Client:
             "withheld": sorted(plan.withheld),
             "row_filter": target.grant.row_filter is not None,
             "limit": rows_cap,
+            "max_rows": max_rows(self.agent.level),
             "rows": frame.height,
+            "quota": charge.extra["quota"],
         }
-        detail.update(
-            purpose=target.grant.purpose,
-            version=target.version,
-            columns=selected,
-            withheld=provenance["withheld"],
-            masks=masks,
-            rows=frame.height,
-            limit=rows_cap,
-            row_filter=provenance["row_filter"],
-            reason=None,
-        )
-        self._audit("read", dataset, "allow", detail)
         return ReadResult(frame=frame, provenance=provenance)
 
     # -- gates --------------------------------------------------------------------------------------
@@ -320,32 +375,16 @@ class Client:
         third value names the columns the caller must decode after collecting.
         """
         cached = self._scan(target.state.id, target.version)
-        schema = cached.schema
-        present = {name for name in schema.names() if not name.startswith("_")}
-        plan = column_plan(target.contract, self.agent.level, target.grant, present)
-        encoded = frozenset() if decoded else cached.encoded - set(plan.masks)
-        base = cached.frame.lazy()
-        to_text = sorted(cached.encoded - encoded)  # masks work on text, and so does a decoded view
-        if to_text:
-            base = base.with_columns(pl.col(to_text).cast(pl.String))
-        key = purpose_key(self._audit_key, target.grant.purpose)
-        exprs = [
-            mask_expr(name, plan.masks[name], schema[name], key).alias(name)
-            if name in plan.masks
-            else pl.col(name)
-            for name in plan.shown
-        ]
-        view = base.select(exprs)
-        row_filter = target.grant.row_filter_expr()
-        if row_filter is not None:
-            if not set(row_filter.meta.root_names()) <= set(plan.shown):
-                raise Denied(
-                    "row_filter",
-                    f"the policy's row_filter for agent {self.agent.name} tests a column this agent does not "
-                    f"see in {target.state.id}, so no row can be shown. Fix the row_filter at {target.grant.source}.",
-                )
-            view = view.filter(row_filter)
-        return view, plan, encoded
+        return policy_view(
+            cached,
+            target.contract,
+            target.grant,
+            level=self.agent.level,
+            secret=self._audit_key,
+            agent=self.agent.name,
+            dataset=target.state.id,
+            decoded=decoded,
+        )
 
     def _scan(self, dataset: str, version: int) -> CertifiedFrame:
         """The Delta table at exactly ``version``, held in memory: a certified version never changes."""
@@ -361,23 +400,58 @@ class Client:
                 f"dataset {dataset}: certified version {version} cannot be read from the warehouse.",
             ) from None
 
-    # -- audit ----------------------------------------------------------------------------------------
-    def _audit(self, action: str, dataset: str | None, decision: str, detail: dict[str, Any]) -> None:
-        audit.append(
+    # -- quota and audit ------------------------------------------------------------------------------
+    def daily_quota(self) -> quota.Quota:
+        """This agent's daily quota: its policy entry's, else its level's default."""
+        return quota.quota_for(self.grant, self.agent.level)
+
+    def _quota_gate(self, *, reading: bool) -> None:
+        """Refuse before doing any work when today's quota is already used up (re-checked under the lock)."""
+        limits = self.daily_quota()
+        used = quota.usage(self.catalog.engine, self.agent.name, quota.utc_day(self.clock()))
+        which = quota.exhausted(limits, used, reading=reading)
+        if which is not None:
+            raise _QuotaHit(which, quota.hit_reason(self.agent.name, limits, used, which))
+
+    def _record(
+        self, action: str, dataset: str | None, decide: Callable[[quota.Usage], quota.Charge]
+    ) -> quota.Charge:
+        """Decide, audit and count one call in one transaction (raising :class:`AuditError` if it fails)."""
+        charge, _ = quota.record(
             self.catalog.engine,
-            actor=self.agent.name,
+            agent=self.agent.name,
+            quota=self.daily_quota(),
+            clock=self.clock,
             action=action,
             dataset=dataset if isinstance(dataset, str) and DATASET_ID.fullmatch(dataset) else None,
-            decision=decision,
-            detail=detail,
+            decide=decide,
             anchor_key=self._audit_key,
         )
+        return charge
+
+    def _allow(
+        self, action: str, dataset: str | None, detail: dict[str, Any], rows: int | None = None
+    ) -> quota.Charge:
+        """Record an allowed call; if the quota ran out meanwhile, it is recorded as a quota deny and raised."""
+        charge = self._record(action, dataset, quota.allow(self.agent.name, self.daily_quota(), detail, rows))
+        if charge.quota_denied:
+            raise AccessDenied(f"{action} denied by rule 'quota': {charge.detail['reason']}")
+        return charge
 
     def _deny(self, action: str, dataset: str | None, denied: Denied, detail: dict[str, Any]) -> AccessDenied:
         """Audit a deny (raising :class:`AuditError` if that fails) and build the error to raise."""
-        self._audit(action, dataset, "deny", {**detail, "rule": denied.rule, "reason": denied.reason})
+        body = {**detail, "rule": denied.rule, "reason": denied.reason}
+        decide = quota.deny(body)
+        if isinstance(denied, _QuotaHit):
+            limits, hint = self.daily_quota(), denied.which
+
+            def decide(used: quota.Usage) -> quota.Charge:
+                which = quota.exhausted(limits, used, reading=action == "read") or hint
+                return quota.refusal(self.agent.name, limits, used, which, detail)
+
+        charge = self._record(action, dataset, decide)
         error = AuthenticationError if denied.rule == "identity" else AccessDenied
-        return error(f"{action} denied by rule '{denied.rule}': {denied.reason}")
+        return error(f"{action} denied by rule '{denied.rule}': {charge.detail['reason']}")
 
     def _safe_names(self, columns: Sequence[str] | None) -> list[str] | None:
         """Requested column names for the audit log; anything that is not a column name is hashed."""

@@ -8,8 +8,13 @@ PostgreSQL, ``LOCK TABLE audit_log IN EXCLUSIVE MODE`` inside the appending tran
 no gaps and the chain no forks.
 
 Record types (``action``): ``connect``, ``datasets``, ``describe``, ``read`` (allow or deny, with the
-rule), ``agent.add``, ``agent.promote``, ``agent.demote``, ``agent.rotate``, ``agent.revoke``,
-``batch.certify`` (allow) and ``batch.reject`` (deny) via :func:`record_batch_outcome`.
+rule; a ``quota`` deny carries which quota, its limit and today's use), ``agent.add``, ``agent.promote``,
+``agent.demote``, ``agent.rotate``, ``agent.revoke``, ``batch.certify`` (allow) and ``batch.reject``
+(deny) via :func:`record_batch_outcome`, ``policy_change`` (allow) and ``policy_invalid`` (deny) via
+:mod:`governance.policy_log`.
+
+Work that must commit with its record and be decided under the same lock (a quota check-and-increment,
+"has this policy been recorded yet") runs through :func:`locked`, which takes the write lock first.
 
 The chain head is anchored (:mod:`governance.anchors`) by :func:`anchor`, and by every keyed append
 that lands ``anchor_every`` records past the newest anchor; :func:`verify`
@@ -21,10 +26,10 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, insert, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -32,6 +37,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from governance import anchors as _anchors
 from governance.anchors import Anchor
 from governance.audit_chain import GENESIS, VerifyResult, canonical_json, chain_hash, rows, verify
+from governance.audit_group import group_for
 from governance.catalog import migrate
 from governance.catalog_schema import audit_log
 from governance.errors import AuditError
@@ -50,6 +56,9 @@ __all__ = [
     "chain_hash",
     "export_lines",
     "head",
+    "last_of",
+    "lock_in",
+    "locked",
     "literal_hash",
     "record_batch_outcome",
     "records",
@@ -60,6 +69,7 @@ __all__ = [
 ANCHOR_EVERY = 100
 BATCH_OUTCOMES = {"certified": ("batch.certify", "allow"), "rejected": ("batch.reject", "deny")}
 _ATTEMPTS = 8
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -208,6 +218,56 @@ def anchor(engine: Engine, key: bytes) -> Anchor:
             return _anchors.insert_in(conn, key, seq, digest)
     except SQLAlchemyError as exc:
         raise AuditError(f"audit_anchors: could not store the anchor ({type(exc).__name__}).") from exc
+
+
+def locked(engine: Engine, what: str, work: Callable[[Connection], T]) -> T:
+    """Run ``work(conn)`` in a transaction that holds the audit log's write lock from its first statement.
+
+    For decisions that must be made and recorded atomically with respect to every other appender: read
+    state, decide, write it and :func:`append_in` the record, all in ``work``. Concurrent callers in one
+    process share transactions (:mod:`governance.audit_group`), each work still seeing the state the
+    one before it left. A lost race or lock wait is retried (``work`` then runs again on fresh state), so
+    it must have no effects outside the transaction. Database failures raise :class:`AuditError`.
+    """
+    migrate(engine)
+    result: T = group_for(engine, _lock, _ATTEMPTS).run(what, work)
+    return result
+
+
+def lock_in(conn: Connection) -> None:
+    """Take the audit log's write lock in the caller's transaction (see :func:`_lock`)."""
+    _lock(conn)
+
+
+def last_of(conn: Connection, actions: Sequence[str]) -> AuditRecord | None:
+    """The newest record whose action is one of ``actions`` (indexed on ``(action, seq)``), or None."""
+    newest: Any = None
+    for action in actions:
+        row = (
+            conn.execute(
+                select(audit_log)
+                .where(audit_log.c.action == action)
+                .order_by(audit_log.c.seq.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+        if row is not None and (newest is None or row["seq"] > newest["seq"]):
+            newest = row
+    if newest is None:
+        return None
+    return AuditRecord(
+        seq=int(newest["seq"]),
+        ts=newest["ts"],
+        actor=newest["actor"],
+        action=newest["action"],
+        dataset=newest["dataset"],
+        decision=newest["decision"],
+        detail=_detail(newest["record"]),
+        prev_hash=newest["prev_hash"],
+        hash=newest["hash"],
+    )
 
 
 def _lock(conn: Connection) -> None:

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -93,4 +94,20 @@ audit_log = Table(
     Column("record", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+# Finds the newest policy record without scanning the log (migration 0003).
+Index("ix_audit_log_action_seq", audit_log.c.action, audit_log.c.seq)
+
+# Calls and rows each agent used per UTC day, for its quota. Written only in the transaction that appends
+# the call's audit record, under the audit log's write lock (governance.quota), so usage and audit agree.
+agent_usage = Table(
+    "agent_usage",
+    metadata,
+    Column("agent", String(100), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("calls", BigInteger, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("denied", BigInteger, nullable=False),  # calls refused by the quota itself (not counted in calls)
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -3,7 +3,9 @@
 :func:`explain` reads no data. It runs the gateway's own gates on the policy, the agent's level and the
 dataset's contract (the grant's dataset globs, :func:`governance.masks.column_plan` for the columns, the
 row filter check) and attaches to every decision the rule and where that rule is written: the policy's
-``file:line``, the contract's ``file:line``, or the level's classification cap. ``assay policy explain``
+``file:line``, the contract's ``file:line``, or the level's classification cap. It also states the
+level's per-call row cap and the agent's daily quota with where each limit comes from; given the
+agent's usage today (:func:`governance.quota.usage`), it shows that too. ``assay policy explain``
 prints it and ``assay policy test`` checks it against cases, so both say what the gateway does.
 """
 
@@ -17,9 +19,10 @@ from typing import Any
 
 from governance.errors import GovernanceError
 from governance.identity import LEVEL_CAP, LEVELS, Agent
-from governance.masks import MASKED_LEVELS, ColumnPlan, column_plan
+from governance.masks import MASKED_LEVELS, PREFIX_DEFAULT_CHARS, ColumnPlan, column_plan
 from governance.policy import Grant, Policy
-from governance.view import DEFAULT_LIMIT, MAX_LIMIT
+from governance.quota import Quota, Usage, quota_for
+from governance.view import DEFAULT_LIMIT, LEVEL_MAX_ROWS, MAX_LIMIT, max_rows
 from schemas._yaml import YamlSyntaxError, line_of, load_with_lines
 from schemas.contract import DATASET_ID, Column, Contract
 
@@ -29,7 +32,12 @@ MASK_HOW = {
     "redact": "text replaced by [REDACTED] (other types: null)",
     "null": "always null",
     "month": "date or timestamp truncated to the first of its month",
+    "prefix": "postcode cut to its outward code (before the first space), else its first "
+    f"{PREFIX_DEFAULT_CHARS} characters; a value no longer than that becomes null",
 }
+PREFIX_N_HOW = (
+    "postcode cut to at most {n} characters, never past the first space; a value no longer becomes null"
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,10 @@ class Explanation:
     columns: tuple[ColumnDecision, ...] = ()
     notes: tuple[str, ...] = ()
     plan: ColumnPlan | None = field(default=None, repr=False, compare=False)
+    max_rows: int = MAX_LIMIT  # rows per call at this level
+    max_rows_rule: str = "global"  # "level" when the level's own cap is lower than the global one
+    quota: Quota | None = None
+    usage: Usage | None = None
 
     @property
     def withheld(self) -> dict[str, str]:
@@ -84,7 +96,10 @@ class Explanation:
         return {c.name: c.mask for c in self.columns if c.decision == "masked" and c.mask is not None}
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k not in ("plan", "columns", "notes")}
+        skip = ("plan", "columns", "notes", "quota", "usage")
+        out = {k: v for k, v in self.__dict__.items() if k not in skip}
+        out["quota"] = self.quota.to_dict() if self.quota is not None else None
+        out["usage"] = self.usage.to_dict() if self.usage is not None else None
         out["columns"] = [c.to_dict() for c in self.columns]
         out["withheld"] = self.withheld
         out["masked"] = self.masked
@@ -101,11 +116,12 @@ def explain(
     level: str | None = None,
     identity: Agent | None = None,
     at: datetime | None = None,
+    usage: Usage | None = None,
 ) -> Explanation:
     """Explain what ``agent`` would see of ``dataset``, without reading it.
 
     ``level`` is the autonomy level to explain at; without it, ``identity``'s (the agent as registered,
-    whose revoked or expired token is then a deny too).
+    whose revoked or expired token is then a deny too). ``usage`` is the agent's use of its quota today.
     """
     if level is None:
         if identity is None:
@@ -115,8 +131,19 @@ def explain(
         level = identity.level
     if level not in LEVELS:
         raise GovernanceError(f"level {level!r} is not known. Fix: use one of {', '.join(LEVELS)}.")
-    base: dict[str, Any] = dict(agent=agent, level=level, cap=LEVEL_CAP[level], dataset=dataset)
-    notes = (f"At most {MAX_LIMIT} rows per call (default {DEFAULT_LIMIT}).",)
+    limits = quota_for(policy.grant_for(agent), level)
+    cap_rule = "level" if level in LEVEL_MAX_ROWS and max_rows(level) < MAX_LIMIT else "global"
+    base: dict[str, Any] = dict(
+        agent=agent,
+        level=level,
+        cap=LEVEL_CAP[level],
+        dataset=dataset,
+        max_rows=max_rows(level),
+        max_rows_rule=cap_rule,
+        quota=limits,
+        usage=usage,
+    )
+    notes = (_rows_note(level, cap_rule), _quota_note(limits, usage))
 
     def deny(rule: str, reason: str, grant: Grant | None = None) -> Explanation:
         who: dict[str, Any] = dict(policy=grant.source, purpose=grant.purpose) if grant else {}
@@ -185,6 +212,11 @@ def explain(
         more.append(
             "Masks apply before the row filter and the agent's where, so no predicate sees a clear value."
         )
+    if plan.identifiers:
+        more.append(
+            f"Identifiers ({', '.join(sorted(plan.identifiers))}) are hashed for the {level} level under "
+            f"purpose {grant.purpose}'s key: they join across datasets read for that purpose, never across purposes."
+        )
     return Explanation(
         **found,
         decision="allow",
@@ -223,12 +255,23 @@ def _column(
             source=grant.origin(f"deny:{column.name}" if denied else "columns.allow"),
         )
     mask = plan.masks.get(column.name)
+    if mask is not None and column.name in plan.identifiers:
+        return ColumnDecision(
+            **base,
+            decision="masked",
+            mask=mask,
+            how=_how(mask, grant.purpose),
+            rule="identifier",
+            why=f"an identifier ({'identifier: true' if 'identifier' in where else 'primaryKey'}); the {level} "
+            "level sees identifiers only hashed, so it can join on them but not read them",
+            source=where.get("identifier", where.get("primaryKey", where.get("column"))),
+        )
     if mask is not None:
         return ColumnDecision(
             **base,
             decision="masked",
             mask=mask,
-            how=MASK_HOW.get(mask, mask).format(purpose=grant.purpose),
+            how=_how(mask, grant.purpose),
             rule="contract_mask",
             why=f"personal data ({column.pii}); the {level} level sees personal data only masked, "
             f"with the contract's mask{'' if 'mask' in where else ' (none declared: hash)'}",
@@ -253,6 +296,34 @@ def _column(
         why=f"classified {column.classification}, within the {level} level's cap ({cap})",
         source=where.get("classification"),
     )
+
+
+def _how(mask: str, purpose: str) -> str:
+    if mask.startswith("prefix:"):
+        return PREFIX_N_HOW.format(n=mask.split(":", 1)[1])
+    return MASK_HOW.get(mask, mask).format(purpose=purpose)
+
+
+def _rows_note(level: str, rule: str) -> str:
+    if rule == "level":
+        return (
+            f"At most {max_rows(level)} rows per call at the {level} level (the level's own cap; "
+            f"global cap {MAX_LIMIT}, default {min(DEFAULT_LIMIT, max_rows(level))})."
+        )
+    return f"At most {MAX_LIMIT} rows per call (default {DEFAULT_LIMIT})."
+
+
+def _quota_note(limits: Quota, usage: Usage | None) -> str:
+    text = (
+        f"Daily quota (UTC day): {limits.calls} calls ({limits.calls_source}), {limits.rows} rows read "
+        f"({limits.rows_source}); a call over it is denied by rule quota, a read returns at most the rows left."
+    )
+    if usage is not None:
+        text += (
+            f" Used on {usage.day.isoformat()}: {usage.calls} calls, {usage.rows} rows"
+            f" ({usage.denied} call(s) refused by the quota)."
+        )
+    return text
 
 
 def _token_problem(agent: Agent, now: datetime) -> str | None:
@@ -281,8 +352,10 @@ def _contract_lines(contract: Contract) -> dict[str, dict[str, str]]:
             "column": f"{contract.path}:{line_of(lines, at)}",
             "classification": f"{contract.path}:{line_of(lines, (*at, 'classification'))}",
         }
+        if "primaryKey" in prop:
+            entry["primaryKey"] = f"{contract.path}:{line_of(lines, (*at, 'primaryKey'))}"
         for j, custom in enumerate(prop.get("customProperties") or []):
-            if isinstance(custom, dict) and custom.get("property") == "mask":
-                entry["mask"] = f"{contract.path}:{line_of(lines, (*at, 'customProperties', j))}"
+            if isinstance(custom, dict) and custom.get("property") in ("mask", "identifier"):
+                entry[custom["property"]] = f"{contract.path}:{line_of(lines, (*at, 'customProperties', j))}"
         out[prop["name"]] = entry
     return out

@@ -7,6 +7,9 @@ Rules, per column of a dataset's contract:
 - **masked** with the contract's mask: it holds personal data (``pii`` set) and the level is
   ``intern`` or ``junior``. Contracts classify personal data ``confidential`` or higher, so for an
   ``intern`` such columns are withheld before masking matters; a ``senior`` sees them unmasked.
+- **masked** with ``hash`` for an ``intern`` when it is an identifier (ODCS ``primaryKey: true``, or the
+  column customProperty ``identifier: true``; ``identifier: false`` opts a key out): interns can still
+  join on it within their purpose but never see it.
 - shown as stored otherwise.
 
 Masks are vectorised expressions, except ``hash``: keyed HMAC-SHA256 has no polars kernel, so it runs
@@ -20,15 +23,20 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import polars as pl
 
 from governance.identity import LEVEL_CAP
 from governance.policy import Grant
-from schemas.contract import Column, Contract, classification_rank
+from schemas._yaml import YamlSyntaxError, load_with_lines
+from schemas.contract import PREFIX_MASK, Column, Contract, classification_rank
 
 MASKED_LEVELS = ("intern", "junior")
+IDENTIFIER_MASKED_LEVELS = ("intern",)
 REDACTED = "[REDACTED]"
+PREFIX_DEFAULT_CHARS = 3
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,7 @@ class ColumnPlan:
     shown: tuple[str, ...]
     masks: dict[str, str] = field(default_factory=dict)
     withheld: dict[str, str] = field(default_factory=dict)  # column -> "classification" | "policy"
+    identifiers: frozenset[str] = frozenset()  # masked because they identify (intern), not as personal data
 
 
 def column_plan(contract: Contract, level: str, grant: Grant, present: set[str] | None = None) -> ColumnPlan:
@@ -46,9 +55,11 @@ def column_plan(contract: Contract, level: str, grant: Grant, present: set[str] 
     ``present`` limits the plan to the columns the stored table actually has.
     """
     cap = classification_rank(LEVEL_CAP[level])
+    keys = identifier_columns(contract) if level in IDENTIFIER_MASKED_LEVELS else frozenset()
     shown: list[str] = []
     masks: dict[str, str] = {}
     withheld: dict[str, str] = {}
+    identifiers: set[str] = set()
     for column in contract.columns:
         if present is not None and column.name not in present:
             continue
@@ -59,9 +70,46 @@ def column_plan(contract: Contract, level: str, grant: Grant, present: set[str] 
         else:
             shown.append(column.name)
             mask = column_mask(column, level)
+            if mask is None and column.name in keys:
+                mask = "hash"
+                identifiers.add(column.name)
             if mask is not None:
                 masks[column.name] = mask
-    return ColumnPlan(shown=tuple(shown), masks=masks, withheld=withheld)
+    return ColumnPlan(shown=tuple(shown), masks=masks, withheld=withheld, identifiers=frozenset(identifiers))
+
+
+def identifier_columns(contract: Contract) -> frozenset[str]:
+    """The contract's identifier columns: ``primaryKey: true`` or customProperty ``identifier: true``.
+
+    ``identifier: false`` takes a primary key out (a meaningless surrogate key, say). The flag is read
+    from the contract file itself (cached per content checksum); a file that changed since the contract
+    was loaded, or cannot be read, counts every string-typed column as an identifier (fail closed).
+    """
+    flags = _identifier_flags(str(contract.path), contract.checksum)
+    if flags is None:
+        return frozenset(c.name for c in contract.columns if c.logical_type == "string" or c.primary_key)
+    return frozenset(c.name for c in contract.columns if flags.get(c.name, c.primary_key))
+
+
+@lru_cache(maxsize=256)
+def _identifier_flags(path: str, checksum: str) -> dict[str, bool] | None:
+    """Column -> its explicit ``identifier`` customProperty, or None if the file is not the one loaded."""
+    file = Path(path)
+    try:
+        if hashlib.sha256(file.read_bytes()).hexdigest() != checksum:
+            return None
+        data, _ = load_with_lines(file)
+        props = data["schema"][0]["properties"]
+    except (OSError, YamlSyntaxError, KeyError, IndexError, TypeError):
+        return None
+    flags: dict[str, bool] = {}
+    for prop in props if isinstance(props, list) else []:
+        if not isinstance(prop, dict) or not isinstance(prop.get("name"), str):
+            continue
+        for custom in prop.get("customProperties") or []:
+            if isinstance(custom, dict) and custom.get("property") == "identifier":
+                flags[prop["name"]] = custom.get("value") is True
+    return flags
 
 
 def column_mask(column: Column, level: str) -> str | None:
@@ -94,6 +142,9 @@ def mask_expr(name: str, mask: str, dtype: pl.DataType, key: bytes) -> pl.Expr:
         if dtype.is_temporal() and dtype != pl.Time and dtype != pl.Duration:
             return col.dt.truncate("1mo").alias(name)
         return _null(name)  # nothing date-like to truncate: show nothing rather than the value
+    prefix = PREFIX_MASK.fullmatch(mask)
+    if prefix is not None:
+        return postcode_prefix(col, int(prefix.group(1)) if prefix.group(1) else None).alias(name)
     if mask == "none":
         return col
     raise ValueError(f"column {name}: mask {mask!r} is not known")
@@ -102,6 +153,25 @@ def mask_expr(name: str, mask: str, dtype: pl.DataType, key: bytes) -> pl.Expr:
 def _null(name: str) -> pl.Expr:
     """Null of the column's own type."""
     return pl.when(pl.lit(False)).then(pl.col(name)).alias(name)
+
+
+def postcode_prefix(col: pl.Expr, chars: int | None = None) -> pl.Expr:
+    """Generalise a postcode to its prefix; a value the prefix would show whole becomes null.
+
+    Surrounding whitespace is dropped first. ``chars=None`` (mask ``prefix``) keeps the outward code when
+    the value has one (the part before the first space: UK ``SW1A 1AA`` -> ``SW1A``, Canada ``K1A 0B1`` ->
+    ``K1A``) and otherwise the first :data:`PREFIX_DEFAULT_CHARS` characters (US ``94103`` -> ``941``, DE
+    ``10115`` -> ``101``). ``chars=N`` (mask ``prefix:N``) keeps at most N characters, never past the first
+    space (DE with ``prefix:2``: ``10115`` -> ``10``). A value no longer than what would be kept (``941``,
+    ``AB``), and an empty or blank one, becomes null: showing it would not generalise it.
+    """
+    s = col.cast(pl.String).str.strip_chars()
+    outward = s.str.extract(r"^(\S+)", 1)
+    if chars is None:
+        kept = pl.when(s.str.contains(r"\s")).then(outward).otherwise(s.str.slice(0, PREFIX_DEFAULT_CHARS))
+    else:
+        kept = outward.str.slice(0, chars)
+    return pl.when(s.str.len_chars() > kept.str.len_chars()).then(kept).otherwise(pl.lit(None, pl.String))
 
 
 def _partial(s: pl.Expr) -> pl.Expr:

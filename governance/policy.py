@@ -8,6 +8,7 @@ Policies are YAML files (by default every ``*.yaml`` in ``schemas/policies/``)::
         purpose: customer_support
         columns: {deny: [annual_revenue]}    # optional allow and/or deny lists
         row_filter: "billing_country = 'DE'" # optional SQL boolean, applied to the masked view
+        quota: {calls: 5000, rows: 1000000}  # optional, per UTC day; unset keys take the level's default
 
 Deny by default: an agent without an entry reads nothing. Files are checked when loaded and every
 problem is reported at once with its file, line and fix; a gateway with an invalid policy refuses to
@@ -18,6 +19,7 @@ are not policy files.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,7 +37,9 @@ DEFAULT_POLICY_DIR = Path(schemas.__file__).parent / "policies"
 DATASET_GLOB = re.compile(r"^[a-z0-9_.*?\[\]!-]+$")
 COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 PURPOSE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
-_AGENT_KEYS = ("datasets", "purpose", "columns", "row_filter", "description")
+_AGENT_KEYS = ("datasets", "purpose", "columns", "row_filter", "quota", "description")
+QUOTA_KEYS = ("calls", "rows")
+MAX_QUOTA = 10**12
 CASES_SUFFIX = ".cases.yaml"
 
 
@@ -51,8 +55,12 @@ class Grant:
     row_filter: str | None
     source: str
     # file:line of each rule, for explanations: "datasets", "purpose", "row_filter", "columns.allow",
-    # "columns.deny", and "deny:<column>" per denied column.
+    # "columns.deny", "deny:<column>" per denied column, "quota.calls", "quota.rows".
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # Daily limits the entry sets ("calls", "rows"); the rest come from the level (governance.quota).
+    quota: Mapping[str, int] | None = field(default=None, compare=False, hash=False)
+    # The entry as written, key by key, so a policy change can name the keys that changed.
+    settings: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def origin(self, rule: str) -> str:
         """Where ``rule`` of this grant is written (file:line), else where the agent's entry starts."""
@@ -77,6 +85,8 @@ class Policy:
 
     grants: dict[str, Grant]
     path: Path
+    files: tuple[Path, ...] = ()
+    digest: str = ""  # sha256 over the files' names and contents: what the audit log records on a change
 
     def grant_for(self, agent: str) -> Grant | None:
         return self.grants.get(agent)
@@ -89,12 +99,7 @@ class Policy:
 def load_policy(path: str | Path = DEFAULT_POLICY_DIR) -> Policy:
     """Load a policy file, or every ``*.yaml`` in a folder; raise :class:`PolicyError` listing every problem."""
     path = Path(path)
-    if path.is_dir():
-        files = sorted(f for f in path.glob("*.yaml") if not f.name.endswith(CASES_SUFFIX))
-    elif path.is_file():
-        files = [path]
-    else:
-        raise PolicyError(f"{path}: no such policy file or folder. Fix: pass the path of a policy YAML file.")
+    files = policy_files(path)
     problems: list[str] = []
     grants: dict[str, Grant] = {}
     for file in files:
@@ -108,7 +113,30 @@ def load_policy(path: str | Path = DEFAULT_POLICY_DIR) -> Policy:
                 grants[grant.agent] = grant
     if problems:
         raise PolicyError("\n".join(problems))
-    return Policy(grants=grants, path=path)
+    return Policy(grants=grants, path=path, files=tuple(files), digest=content_digest(files))
+
+
+def policy_files(path: str | Path) -> list[Path]:
+    """The policy files at ``path``: the file itself, or every ``*.yaml`` in the folder but the cases."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(f for f in path.glob("*.yaml") if not f.name.endswith(CASES_SUFFIX))
+    if path.is_file():
+        return [path]
+    raise PolicyError(f"{path}: no such policy file or folder. Fix: pass the path of a policy YAML file.")
+
+
+def content_digest(files: list[Path] | tuple[Path, ...]) -> str:
+    """sha256 over each file's name and bytes, in order: equal exactly when the policy text is equal."""
+    digest = hashlib.sha256()
+    for file in files:
+        try:
+            data = file.read_bytes()
+        except OSError:
+            data = b"\0unreadable"
+        name = file.name.encode("utf-8")
+        digest.update(len(name).to_bytes(8, "big") + name + len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()
 
 
 def _load_file(file: Path, problems: list[str]) -> list[Grant]:
@@ -177,9 +205,12 @@ class _FileChecker:
             )
         allow, deny = self.columns(name, entry.get("columns"), (*where, "columns"))
         row_filter = self.row_filter(name, entry.get("row_filter"), (*where, "row_filter"))
+        quota = self.quota(name, entry.get("quota"), (*where, "quota"))
         if len(self.problems) != count:
             return None
         origins = {key: self.at((*where, key)) for key in entry if key in _AGENT_KEYS}
+        for key in quota or {}:
+            origins[f"quota.{key}"] = self.at((*where, "quota", key))
         columns = entry.get("columns") or {}
         for key in ("allow", "deny"):
             if key in columns:
@@ -195,6 +226,8 @@ class _FileChecker:
             row_filter=row_filter,
             source=self.at(where),
             origins=origins,
+            quota=quota,
+            settings={key: entry[key] for key in entry if key in _AGENT_KEYS},
         )
 
     def at(self, where: PathKey) -> str:
@@ -237,6 +270,27 @@ class _FileChecker:
                 continue
             lists[key] = tuple(items)
         return lists.get("allow"), lists.get("deny", ())
+
+    def quota(self, name: str, raw: Any, where: PathKey) -> dict[str, int] | None:
+        if raw is None:
+            return None
+        fix = "write e.g. quota: {calls: 5000, rows: 1000000} (per UTC day; leave a key out for the level default)"
+        if not isinstance(raw, dict) or not raw:
+            self.problem(where, f"agent {name}: quota is not a mapping of calls and/or rows", fix)
+            return None
+        out: dict[str, int] = {}
+        for key, value in raw.items():
+            if key not in QUOTA_KEYS:
+                self.problem((*where, key), f"agent {name}: unknown quota key {key!r}", fix)
+            elif isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_QUOTA:
+                self.problem(
+                    (*where, key),
+                    f"agent {name}: quota {key} is not a whole number from 0 to {MAX_QUOTA}",
+                    fix,
+                )
+            else:
+                out[key] = value
+        return out
 
     def row_filter(self, name: str, raw: Any, where: PathKey) -> str | None:
         if raw is None:

@@ -8,6 +8,9 @@ A cases file (``<name>.cases.yaml`` in the policy folder) is a list of cases::
       expect: allow                 # allow | deny
       withheld: [national_id]       # optional: exactly these columns are withheld
       masked: {contact_email: hash} # optional: exactly these columns are masked, with these masks
+      rules: {account_id: identifier}  # optional: these columns are decided by these rules
+      max_rows: 1000                # optional: the most rows one call may return at this level
+      quota: {calls: 5000, rows: 1000000}  # optional: the daily quota in force (policy or level default)
     - agent: demo-intern
       level: intern
       dataset: crm.accounts
@@ -32,7 +35,7 @@ from governance.identity import AGENT_NAME, LEVELS
 from governance.policy import CASES_SUFFIX, Policy
 from governance.view import Denied, select_columns
 from schemas._yaml import PathKey, YamlSyntaxError, line_of, load_with_lines
-from schemas.contract import COLUMN_NAME, MASKS, Contract
+from schemas.contract import COLUMN_NAME, MASKS, Contract, is_mask
 
 RULES = (
     "identity",
@@ -45,7 +48,21 @@ RULES = (
     "columns",
 )
 Problem = Callable[[PathKey, str, str], None]
-_KEYS = ("name", "agent", "level", "dataset", "columns", "expect", "withheld", "masked", "rule")
+_KEYS = (
+    "name",
+    "agent",
+    "level",
+    "dataset",
+    "columns",
+    "expect",
+    "withheld",
+    "masked",
+    "rules",
+    "rule",
+    "max_rows",
+    "quota",
+)
+COLUMN_RULES = ("classification", "policy_columns", "contract_mask", "identifier", "level")
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,9 @@ class PolicyCase:
     withheld: tuple[str, ...] | None = None
     masked: Mapping[str, str] | None = field(default=None, hash=False)
     rule: str | None = None
+    rules: Mapping[str, str] | None = field(default=None, hash=False)
+    max_rows: int | None = None
+    quota: Mapping[str, int] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
@@ -73,6 +93,8 @@ class CaseResult:
     rule: str | None
     reason: str
     problems: tuple[str, ...]
+    max_rows: int | None = None  # the per-call row cap in force
+    quota: dict[str, int] | None = field(default=None, hash=False)  # the daily quota in force
 
     @property
     def passed(self) -> bool:
@@ -90,6 +112,8 @@ class CaseResult:
             "decision": self.decision,
             "rule": self.rule,
             "reason": self.reason,
+            "max_rows": self.max_rows,
+            "quota": self.quota,
             "passed": self.passed,
             "problems": list(self.problems),
         }
@@ -174,12 +198,40 @@ def _case(raw: Any, where: PathKey, source: str, problem: Problem) -> PolicyCase
     withheld = _names(raw, "withheld", where, problem)
     masked = raw.get("masked")
     if masked is not None and (
-        not isinstance(masked, dict) or not all(isinstance(k, str) and v in MASKS for k, v in masked.items())
+        not isinstance(masked, dict) or not all(isinstance(k, str) and is_mask(v) for k, v in masked.items())
     ):
         problem(
-            (*where, "masked"), "masked is not a mapping of column: mask", f"masks are {', '.join(MASKS)}"
+            (*where, "masked"),
+            "masked is not a mapping of column: mask",
+            f"masks are {', '.join(MASKS)} and prefix:N",
         )
         masked = None
+    rules = raw.get("rules")
+    if rules is not None and (
+        not isinstance(rules, dict)
+        or not all(isinstance(k, str) and v in COLUMN_RULES for k, v in rules.items())
+    ):
+        problem(
+            (*where, "rules"),
+            "rules is not a mapping of column: rule",
+            f"column rules are {', '.join(COLUMN_RULES)}",
+        )
+        rules = None
+    max_rows = raw.get("max_rows")
+    if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 0):
+        problem((*where, "max_rows"), "max_rows is not a whole number", "write e.g. max_rows: 100")
+        max_rows = None
+    quota = raw.get("quota")
+    if quota is not None and (
+        not isinstance(quota, dict)
+        or not quota
+        or not all(
+            k in ("calls", "rows") and isinstance(v, int) and not isinstance(v, bool)
+            for k, v in quota.items()
+        )
+    ):
+        problem((*where, "quota"), "quota is not a mapping of calls and/or rows", "write e.g. {calls: 1000}")
+        quota = None
     name = raw.get("name")
     return PolicyCase(
         agent=str(agent),
@@ -192,6 +244,9 @@ def _case(raw: Any, where: PathKey, source: str, problem: Problem) -> PolicyCase
         withheld=withheld,
         masked=dict(masked) if masked is not None else None,
         rule=rule,
+        rules=dict(rules) if rules is not None else None,
+        max_rows=max_rows,
+        quota=dict(quota) if quota is not None else None,
     )
 
 
@@ -234,7 +289,31 @@ def run_case(case: PolicyCase, policy: Policy, contracts: Mapping[str, Contract]
             problems += _differ("withheld", set(case.withheld), set(found.withheld))
         if case.masked is not None and dict(case.masked) != found.masked:
             problems.append(f"masked: expected {dict(case.masked)}, got {found.masked}")
-    return CaseResult(case=case, decision=decision, rule=rule, reason=reason, problems=tuple(problems))
+    if case.rules is not None:
+        decided = {c.name: c.rule for c in found.columns}
+        for column, expected in case.rules.items():
+            if decided.get(column) != expected:
+                got = decided.get(column, "no such column")
+                problems.append(f"rules: {column} expected rule {expected}, got {got}")
+    if case.max_rows is not None and case.max_rows != found.max_rows:
+        problems.append(
+            f"max_rows: expected {case.max_rows}, got {found.max_rows} ({found.max_rows_rule} cap)"
+        )
+    limits = {"calls": found.quota.calls, "rows": found.quota.rows} if found.quota is not None else None
+    if case.quota is not None and found.quota is not None and limits is not None:
+        for key, expected_limit in case.quota.items():
+            if limits[key] != expected_limit:
+                source = found.quota.calls_source if key == "calls" else found.quota.rows_source
+                problems.append(f"quota.{key}: expected {expected_limit}, got {limits[key]} ({source})")
+    return CaseResult(
+        case=case,
+        decision=decision,
+        rule=rule,
+        reason=reason,
+        problems=tuple(problems),
+        max_rows=found.max_rows,
+        quota=limits,
+    )
 
 
 def _differ(what: str, expected: set[str], actual: set[str]) -> list[str]:

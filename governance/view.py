@@ -1,7 +1,7 @@
 """The gates on an agent's own request, applied to its policy view: which columns, which rows, how many.
 
 Each gate raises :class:`Denied` naming the rule (``columns``, ``classification``, ``policy_columns``,
-``where``, ``limit``, ``query``) with a reason that never carries a protected value; the caller audits
+``where``, ``limit``, ``query``, ``quota``) with a reason that never carries a protected value; the caller audits
 the deny. :func:`select_columns` is also what ``assay policy explain`` and ``assay policy test`` run, so
 what they report is what the gateway does.
 """
@@ -12,11 +12,15 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from governance.masks import ColumnPlan
-from schemas.contract import COLUMN_NAME
+from governance.masks import ColumnPlan, column_plan, mask_expr, purpose_key
+from governance.policy import Grant
+from governance.read_cache import CertifiedFrame
+from schemas.contract import COLUMN_NAME, Contract
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
+# Per-call row caps below MAX_LIMIT for a level: an intern gets small samples, never bulk extracts.
+LEVEL_MAX_ROWS = {"intern": 100}
 MAX_WHERE_CHARS = 4000
 
 
@@ -29,12 +33,63 @@ class Denied(Exception):
         self.reason = reason
 
 
-def limit_rows(limit: int | None) -> int:
+def policy_view(
+    cached: CertifiedFrame,
+    contract: Contract,
+    grant: Grant,
+    *,
+    level: str,
+    secret: bytes,
+    agent: str,
+    dataset: str,
+    decoded: bool = False,
+) -> tuple[pl.LazyFrame, ColumnPlan, frozenset[str]]:
+    """The policy view of a certified version: contract columns, withheld, masked, policy-filtered.
+
+    Dictionary-encoded text columns stay encoded (fast equality filters) unless ``decoded``; the
+    third value names the columns the caller must decode after collecting. ``secret`` is the audit key,
+    from which the hash mask's per-purpose key is derived.
+    """
+    schema = cached.schema
+    present = {name for name in schema.names() if not name.startswith("_")}
+    plan = column_plan(contract, level, grant, present)
+    encoded = frozenset() if decoded else cached.encoded - set(plan.masks)
+    base = cached.frame.lazy()
+    to_text = sorted(cached.encoded - encoded)  # masks work on text, and so does a decoded view
+    if to_text:
+        base = base.with_columns(pl.col(to_text).cast(pl.String))
+    key = purpose_key(secret, grant.purpose)
+    exprs = [
+        mask_expr(name, plan.masks[name], schema[name], key).alias(name)
+        if name in plan.masks
+        else pl.col(name)
+        for name in plan.shown
+    ]
+    view = base.select(exprs)
+    row_filter = grant.row_filter_expr()
+    if row_filter is not None:
+        if not set(row_filter.meta.root_names()) <= set(plan.shown):
+            raise Denied(
+                "row_filter",
+                f"the policy's row_filter for agent {agent} tests a column this agent does not "
+                f"see in {dataset}, so no row can be shown. Fix the row_filter at {grant.source}.",
+            )
+        view = view.filter(row_filter)
+    return view, plan, encoded
+
+
+def max_rows(level: str | None) -> int:
+    """The most rows one call may return at ``level``: its own cap, else :data:`MAX_LIMIT`."""
+    return min(LEVEL_MAX_ROWS.get(level or "", MAX_LIMIT), MAX_LIMIT)
+
+
+def limit_rows(limit: int | None, level: str | None = None) -> int:
+    """The rows a call may return: ``limit`` (default :data:`DEFAULT_LIMIT`) capped by the level's cap."""
     if limit is None:
-        return DEFAULT_LIMIT
+        return min(DEFAULT_LIMIT, max_rows(level))
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise Denied("limit", "limit must be a whole number of rows, 0 or more.")
-    return min(limit, MAX_LIMIT)
+    return min(limit, max_rows(level))
 
 
 def select_columns(

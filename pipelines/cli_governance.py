@@ -1,4 +1,4 @@
-"""The security officer's commands: agent lifecycle, policy explain and test, audit anchor, export, verify.
+"""The security officer's commands: agent lifecycle and usage, policy explain and test, audit anchor, export, verify.
 
 Attached to the groups of :mod:`pipelines.cli` when that module imports this one (at its end). Every
 change to an agent is one transaction with its audit record; tokens are printed once, on stdout alone.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -28,6 +28,7 @@ from governance import (
     explain,
     export_lines,
     get_agent,
+    list_agents,
     load_cases,
     load_policy,
     promote_agent,
@@ -37,6 +38,7 @@ from governance import (
     verify,
 )
 from governance.policy_cases import case_files
+from governance.quota import quota_for, usage, usage_on
 from pipelines.cli import EXIT_REJECTED, EXIT_USAGE, _operator, _table, agents, audit, fail, friendly, main
 from schemas import load_contracts
 from schemas.contract import DATASET_ID
@@ -150,6 +152,58 @@ def agents_revoke(name: str, reason: str) -> None:
     click.echo(f"assay: agent {name} revoked; its token no longer works.")
 
 
+@agents.command("usage")
+@click.argument("name", required=False)
+@click.option("--day", "day", default=None, help="The UTC day, YYYY-MM-DD (default: today).")
+@click.option("--json", "as_json", is_flag=True, help="Print the usage as JSON.")
+@friendly
+def agents_usage(name: str | None, day: str | None, as_json: bool) -> None:
+    """Show each agent's calls and rows used on a UTC day against its quota (policy or level default)."""
+    from pipelines.settings import policy_path
+
+    try:
+        on = date.fromisoformat(day) if day else datetime.now(UTC).date()
+    except ValueError:
+        fail(f"--day {day!r} is not a date. Fix: write it as YYYY-MM-DD.", EXIT_USAGE)
+    store = _store()
+    engine = store.engine()
+    rules = load_policy(policy_path())
+    registered = {a.name: a for a in list_agents(engine)}
+    if name is not None and name not in registered:
+        fail(f"agent {name} is not registered. Fix: check the name with `assay agents list`.", EXIT_USAGE)
+    used = {u.agent: u for u in usage_on(engine, on, name)}
+    rows = []
+    for agent in [registered[name]] if name is not None else registered.values():
+        limits = quota_for(rules.grant_for(agent.name), agent.level)
+        today = used.get(agent.name) or usage(engine, agent.name, on)
+        rows.append(
+            {
+                **today.to_dict(limits),
+                "level": agent.level,
+                "calls_source": limits.calls_source,
+                "rows_source": limits.rows_source,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps({"day": on.isoformat(), "agents": rows}, indent=2))
+        return
+    table = [
+        {
+            "agent": r["agent"],
+            "level": r["level"],
+            "calls": f"{r['calls']} / {r['calls_limit']}",
+            "rows": f"{r['rows']} / {r['rows_limit']}",
+            "refused": str(r["denied"]),
+            "quota from": r["calls_source"]
+            if r["calls_source"] == r["rows_source"]
+            else f"calls {r['calls_source']}; rows {r['rows_source']}",
+        }
+        for r in rows
+    ]
+    click.echo(f"usage on {on.isoformat()} (UTC day)")
+    click.echo(_table(table, ["agent", "level", "calls", "rows", "refused", "quota from"]))
+
+
 # -- policy ---------------------------------------------------------------------------------------------
 @main.group()
 def policy() -> None:
@@ -182,7 +236,10 @@ def policy_explain(agent_name: str, dataset: str, level: str | None, as_json: bo
             "agent at that level would see, or add it with `assay agents add`.",
             EXIT_USAGE,
         )
-    found = explain(rules, contracts, agent_name, dataset, level=level, identity=None if level else identity)
+    today = usage(engine, agent_name, datetime.now(UTC).date())
+    found = explain(
+        rules, contracts, agent_name, dataset, level=level, identity=None if level else identity, usage=today
+    )
     state = Catalog(engine).dataset(dataset) if DATASET_ID.fullmatch(dataset) else None
     certified = state.certified_version if state is not None else None
     if as_json:
@@ -209,6 +266,13 @@ def _explanation_text(found: Explanation, certified: int | None, hypothetical: b
     if found.decision == "allow":
         state = f"version {certified}" if certified is not None else "none yet: reads are denied until one is"
         lines.append(f"  certified version: {state}")
+    lines.append(f"  rows per call: at most {found.max_rows} ({found.max_rows_rule} cap)")
+    if found.quota is not None:
+        q = found.quota
+        used = f"; used today: {found.usage.calls} calls, {found.usage.rows} rows" if found.usage else ""
+        lines.append(
+            f"  daily quota: {q.calls} calls ({q.calls_source}), {q.rows} rows ({q.rows_source}){used}"
+        )
     if found.columns:
         rows = [
             {

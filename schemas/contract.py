@@ -51,13 +51,20 @@ PII_TYPES = (
     "ip_address",
     "free_text",
 )
-MASKS = ("redact", "hash", "partial", "null", "month", "none")
+MASKS = ("redact", "hash", "partial", "null", "month", "prefix", "none")
+# ``prefix`` keeps a postcode's outward code; ``prefix:N`` keeps at most N characters (see governance.masks).
+PREFIX_MASK = re.compile(r"^prefix(?::([1-9]|1[0-2]))?$")
 LOGICAL_TYPES = ("string", "integer", "number", "boolean", "date", "timestamp")
 BUSINESS_ROLES = ("businessowner", "business_owner", "business outcome owner", "owner")
 OPERATIONS_ROLES = ("operationsowner", "operations_owner", "operations owner", "ops")
 SEVERITIES = ("error", "warning")
 
 Classification = Literal["public", "internal", "confidential", "restricted"]
+
+
+def is_mask(name: Any) -> bool:
+    """A mask a contract may name: one of :data:`MASKS`, or ``prefix:N`` (N = 1..12 characters kept)."""
+    return isinstance(name, str) and (name in MASKS or PREFIX_MASK.fullmatch(name) is not None)
 
 
 def classification_rank(level: str) -> int:
@@ -579,11 +586,11 @@ class _ContractBuilder:
         mask = custom.get("mask")
         if mask is None and pii is not None:
             mask = "hash"
-        if mask is not None and mask not in MASKS:
+        if mask is not None and not is_mask(mask):
             self.problem(
                 (*where, "customProperties"),
                 f"column {name!r}: mask {mask!r} is not known",
-                f"use one of {', '.join(MASKS)}",
+                f"use one of {', '.join(MASKS)}, or prefix:N to keep N (1-12) characters",
             )
         options = p.get("logicalTypeOptions") or {}
         rules = self._rules(name, logical, p, options, where)

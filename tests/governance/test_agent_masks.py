@@ -46,10 +46,12 @@ def test_plan_by_level(install: Installation) -> None:
     grant = load_policy(install.policy_path).grant_for("intern-bot")
     assert grant is not None
     intern = column_plan(contract, "intern", grant)
-    assert intern.shown == ("customer_id", "billing_country", "segment") and intern.masks == {}
+    assert intern.shown == ("customer_id", "billing_country", "segment")
+    assert intern.masks == {"customer_id": "hash"} and intern.identifiers == {"customer_id"}  # its primaryKey
     assert set(intern.withheld) == {"annual_revenue", "full_name", "email", "birth_date", "national_id"}
     junior = column_plan(contract, "junior", grant)
-    assert junior.masks == {"full_name": "partial", "email": "hash", "birth_date": "month"}
+    assert junior.masks == {"full_name": "partial", "email": "hash", "birth_date": "month"}  # keys in clear
+    assert junior.identifiers == frozenset()
     assert junior.withheld == {"national_id": "classification"}
     senior = column_plan(contract, "senior", grant)
     assert senior.masks == {} and senior.withheld == {}

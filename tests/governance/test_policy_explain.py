@@ -38,7 +38,7 @@ def _line(path: Path, needle: str) -> int:
 @pytest.mark.parametrize(
     "level, withheld, masked",
     [
-        ("intern", PERSONAL | {"lifetime_value", "discount_rate"}, {}),
+        ("intern", PERSONAL | {"lifetime_value", "discount_rate"}, {"account_id": "hash"}),
         ("junior", {"national_id"}, {"contact_name": "redact", "contact_email": "hash", "phone": "partial"}),
         ("senior", set(), {}),
     ],
@@ -57,6 +57,20 @@ def test_each_demo_level_on_crm_accounts(level: str, withheld: set[str], masked:
         assert national.source is not None and national.source.endswith(
             f"crm.accounts.yaml:{_line(contract, 'classification: restricted')}"
         )
+    if level == "intern":
+        key = by_name["account_id"]
+        assert (key.decision, key.mask, key.rule) == ("masked", "hash", "identifier")
+        assert key.source is not None and key.source.endswith(
+            f"crm.accounts.yaml:{_line(contract, 'primaryKey')}"
+        )
+        assert (found.max_rows, found.max_rows_rule) == (100, "level")
+        assert any("At most 100 rows per call at the intern level" in note for note in found.notes)
+    else:
+        assert found.max_rows == 10_000 and by_name["account_id"].decision == "shown"
+    assert found.quota is not None and found.quota.calls_source.startswith(
+        str(DEFAULT_POLICY_DIR / "demo.yaml")
+    )
+    assert any(note.startswith("Daily quota (UTC day)") for note in found.notes)
     if level == "junior":
         email = by_name["contact_email"]
         assert (email.decision, email.rule) == ("masked", "contract_mask")
