@@ -169,12 +169,29 @@ def normalise_number(text: pl.Expr, fmt: TextFormat) -> pl.Expr:
 
 
 def plain_separators(text: pl.Expr, fmt: TextFormat) -> pl.Expr:
-    """The first step of :func:`normalise_number`: no grouping, '.' as the decimal separator."""
+    """The first step of :func:`normalise_number`: no grouping, '.' as the decimal separator.
+
+    A thousands separator must group the whole part in threes (``1.234.567,8``); a value that misplaces
+    it (``123,,456``, ``12.34``) is no number (null), so its row fails its type check rather than being
+    read as another number.
+    """
     if fmt.thousands_separator:
-        text = text.str.replace_all(fmt.thousands_separator, "", literal=True)
+        sep = fmt.thousands_separator
+        grouped = rf"^[+-]?\d{{1,3}}(?:{_literal(sep)}\d{{3}})+(?:{_literal(fmt.decimal_separator)}\d*)?-?$"
+        misplaced = text.str.contains(sep, literal=True) & ~text.str.contains(grouped)
+        text = (
+            pl.when(misplaced)
+            .then(pl.lit(None, pl.String))
+            .otherwise(text.str.replace_all(sep, "", literal=True))
+        )
     if fmt.decimal_separator != ".":
         text = text.str.replace(fmt.decimal_separator, ".", literal=True)
     return text
+
+
+def _literal(text: str) -> str:
+    """``text`` matched literally in a polars (Rust) regular expression."""
+    return "".join(c if c.isalnum() else f"\\x{{{ord(c):x}}}" for c in text)
 
 
 def minus_first(text: pl.Expr) -> pl.Expr:

@@ -8,16 +8,25 @@ what is asserted is what a batch of any size gets. Some tests read the header li
 
 from __future__ import annotations
 
+import csv
 import json
+import re
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from connectors import Extraction, read_delimited
-from schemas import TextFormat, compile_contract, load_contract, validate
+from connectors import DelimitedFile, Extraction, read_delimited
+from schemas import Contract, TextFormat, compile_contract, load_contract, validate
 from schemas.contract import DelimitedSource
+from schemas.validate import Validation
+
+MakeContract = Callable[..., Contract]
 
 pytestmark = pytest.mark.corpus
 
@@ -233,3 +242,132 @@ def test_sfdc_escaped_quotes_and_20k_rows(corpus: Path) -> None:
     assert many.records.height == many.manifest.rows_read == 20_000
     assert many.records.get_column("_record_error").null_count() == 20_000
     assert many.records.get_column("_source_line").to_list() == list(range(2, 20_002))
+
+
+def w3c(make_contract: MakeContract, columns: list[dict[str, Any]], **source: Any) -> Contract:
+    return make_contract(
+        {"kind": "delimited", "path": "corpus", "pattern": "*.csv", "header": "names", **source},
+        columns,
+        "corpus.csvw",
+    )
+
+
+def validated(contract: Contract, path: Path) -> tuple[Extraction, Validation]:
+    """Read through the streaming reader (columns found by their physicalName) and validate."""
+    assert isinstance(contract.source, DelimitedSource)
+    names = {c.name: c.source_name for c in contract.columns}
+    reader = DelimitedFile(path, contract.source, [c.name for c in contract.columns], names=names)
+    extraction = reader.read()
+    for records in reader.records():  # the pass the pipeline publishes from: the same records
+        assert_frame_equal(records, extraction.records)
+    result = validate(compile_contract(contract), extraction.records, TextFormat.of(contract))
+    assert result.valid.height + result.quarantine.height == extraction.manifest.rows_read
+    return extraction, result
+
+
+def test_w3c_decimal_comma_with_group_char_is_read(corpus: Path, make_contract: MakeContract) -> None:
+    # test158 (PositiveValidationTest): decimal1 has decimalChar "," and groupChar ".": "10.000,1", "1,1".
+    # The other columns use other number formats; the contract reads only decimal1 (the rest undeclared).
+    column = {"name": "decimal1", "logicalType": "number", "physicalType": "decimal(12,3)"}
+    contract = w3c(make_contract, [column], decimalSeparator=",", thousandsSeparator=".")
+    extraction, result = validated(contract, corpus / "w3c-csvw-tests" / "tests" / "test158.csv")
+    assert result.quarantine.height == 0
+    assert result.valid.get_column("decimal1").to_list() == [Decimal("10000.1"), Decimal("1.1")]
+    assert extraction.manifest.undeclared_columns == ("integer", "decimal", "double")
+
+
+@pytest.mark.parametrize(
+    ("test", "column", "logical"),
+    [
+        ("test162", "decimal", "decimal(12,3)"),  # consecutive groupChar: "123,,456.789"
+        ("test163", "integer", "integer"),  # integer with decimalChar: "3.2"
+        ("test165", "decimal", "decimal(12,3)"),  # NaN
+        ("test166", "decimal", "decimal(12,3)"),  # INF
+        ("test167", "decimal", "decimal(12,3)"),  # -INF
+    ],
+)
+def test_w3c_negative_number_tests_are_quarantined(
+    corpus: Path, make_contract: MakeContract, test: str, column: str, logical: str
+) -> None:
+    # EXPECTED_validation.tsv: NegativeValidationTest, each value must be reported as an error.
+    if logical == "integer":
+        spec = {"name": column, "logicalType": "integer"}
+    else:
+        spec = {"name": column, "logicalType": "number", "physicalType": logical}
+    separators = {"thousandsSeparator": ","} if test == "test162" else {}
+    contract = w3c(make_contract, [spec], **separators)
+    _, result = validated(contract, corpus / "w3c-csvw-tests" / "tests" / f"{test}.csv")
+    assert result.valid.height == 0 and result.quarantine.height == 1
+    assert result.quarantine.get_column("reasons").to_list() == [[{"column": column, "check": "type"}]]
+
+
+def test_w3c_date_formats_read_the_same_day(corpus: Path, make_contract: MakeContract) -> None:
+    # test188 (PositiveValidationTest): one date in many patterns; those a contract can declare, by column.
+    patterns = ["yyyy-MM-dd", "yyyyMMdd", "dd-MM-yyyy", "MM-dd-yyyy", "dd/MM/yyyy", "MM/dd/yyyy"]
+    patterns += ["dd.MM.yyyy", "MM.dd.yyyy"]
+    columns = [
+        {"name": f"d{i}", "physicalName": p, "logicalType": "date", "logicalTypeOptions": {"format": p}}
+        for i, p in enumerate(patterns)
+    ]
+    contract = w3c(make_contract, columns)
+    extraction, result = validated(contract, corpus / "w3c-csvw-tests" / "tests" / "test188.csv")
+    assert result.quarantine.height == 0
+    assert result.valid.select(f"d{i}" for i in range(len(patterns))).row(0) == (date(2015, 3, 22),) * 8
+    assert len(extraction.manifest.undeclared_columns) == 16 - len(patterns)
+
+
+def sap(make_contract: MakeContract, columns: list[dict[str, Any]], name: str) -> Contract:
+    source = {"kind": "delimited", "path": "corpus", "pattern": "*.csv", "header": "names"}
+    return make_contract({**source, "dateFormat": "YYYYMMDD"}, columns, f"sap.{name}")
+
+
+def test_sap_bkpf_zero_dates_are_empty_and_real_dates_read(corpus: Path, make_contract: MakeContract) -> None:
+    # MANIFEST: BKPF, 116 columns, 3 rows, '00000000' for empty dates, YYYYMMDD bldat/budat.
+    dates = ["bldat", "budat", "cpudt", "aedat", "upddt", "stodt", "reindat", "vatdate"]
+    columns = [{"name": "belnr", "logicalType": "string", "required": True}]
+    columns += [{"name": d, "logicalType": "date"} for d in dates]
+    contract = sap(make_contract, columns, "bkpf")
+    extraction, result = validated(contract, corpus / "fivetran-dbt_sap" / "seeds" / "sap_bkpf_data.csv")
+    assert result.quarantine.height == 0 and result.valid.height == 3
+    assert result.valid.get_column("belnr").to_list() == ["0200001076", "0200001077", "0200001078"]
+    assert result.valid.get_column("bldat").to_list() == [
+        date(2006, 4, 25),
+        date(2006, 4, 26),
+        date(2006, 4, 26),
+    ]
+    for empty in ["aedat", "upddt", "stodt", "reindat", "vatdate"]:
+        assert result.valid.get_column(empty).null_count() == 3, empty
+    assert len(extraction.manifest.undeclared_columns) == 116 - len(columns)
+
+
+@pytest.mark.parametrize(
+    ("file", "width", "rows"),
+    [
+        ("sap_acdoca_data.csv", 499, 1),
+        ("sap_vbap_data.csv", 389, 1),
+        ("sap_bseg_data.csv", 351, 3),
+        ("sap_kna1_data_snowflake.csv", 197, 3),
+    ],
+)
+def test_sap_wide_tables_every_column_by_name(
+    corpus: Path, make_contract: MakeContract, file: str, width: int, rows: int
+) -> None:
+    # MANIFEST: up to 499 columns; the Snowflake KNA1 variant has UPPERCASE names and '/VSO/R_PALHGT'.
+    path = corpus / "fivetran-dbt_sap" / "seeds" / file
+    names = path.read_text("utf-8").split("\n", 1)[0].split(",")
+    assert len(names) == width
+    # Column names starting with '_' are the reader's origin columns (_source_line…): such SAP names keep
+    # their header name as physicalName; the others are found by their normalised name.
+    columns = [
+        {"name": re.sub(r"[^a-z0-9_]+", "_", n.lower()).lstrip("_"), "logicalType": "string"}
+        | ({"physicalName": n} if re.sub(r"[^a-z0-9_]+", "_", n.lower()).startswith("_") else {})
+        for n in names
+    ]
+    contract = sap(make_contract, list(reversed(columns)), file.removesuffix(".csv"))  # any order
+    extraction, result = validated(contract, path)
+    assert extraction.manifest.undeclared_columns == () and extraction.manifest.controls.problems == ()
+    assert result.valid.height == rows and result.quarantine.height == 0
+    assert extraction.records.get_column("_record_error").null_count() == rows
+    expected = list(csv.reader(path.read_text("utf-8").splitlines()))[1:]
+    got = result.valid.select(c["name"] for c in columns).rows()
+    assert [[v or "" for v in row] for row in got] == expected

@@ -295,6 +295,8 @@ BODY = st.one_of(
         st.one_of(
             st.just(detail(1)),
             st.just(detail(2, amount="-")),
+            st.just(detail(3, sku='"MAT\r\nSPANS;""LINES"""')),  # a record over two physical lines
+            st.just(detail(4, sku='"NEVER CLOSED')),
             st.text(alphabet=';"DHT0123456789,.-\r ä€', max_size=60),
         ),
         max_size=6,
@@ -313,15 +315,22 @@ def test_any_body_between_header_and_trailer_never_crashes(contract: Contract, b
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.one_of(st.binary(max_size=300), st.text(max_size=200).map(lambda t: t.encode("utf-8"))))
+@given(
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=200).map(lambda t: t.encode("utf-8")),
+        st.text(max_size=100).map(lambda t: b"\xff\xfe" + t.encode("utf-16-le", errors="replace")),
+    )
+)
 def test_any_whole_file_never_crashes(contract: Contract, data: bytes) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "orders_20240115.csv"
         path.write_bytes(data)
         _check_invariants(path, contract)
-        utf8 = dataclasses.replace(contract.source, encoding="utf-8")
-        extraction = read(contract, path, utf8)
-        assert extraction.manifest.rows_read == extraction.records.height
+        for encoding in ("utf-8", "utf-16", "utf-32-be"):  # a BOM in the bytes may switch UTF-8 to UTF-16/32
+            other = dataclasses.replace(contract.source, encoding=encoding, escape="\\")
+            extraction = read(contract, path, other)
+            assert extraction.manifest.rows_read == extraction.records.height
 
 
 def test_blank_lines_after_the_trailer_are_ignored(tmp_path: Path, contract: Contract) -> None:
