@@ -8,6 +8,7 @@ what they report is what the gateway does.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import polars as pl
@@ -22,6 +23,15 @@ MAX_LIMIT = 10_000
 # Per-call row caps below MAX_LIMIT for a level: an intern gets small samples, never bulk extracts.
 LEVEL_MAX_ROWS = {"intern": 100}
 MAX_WHERE_CHARS = 4000
+# polars' SQL parser plans a subquery while parsing, and a subquery's FROM may name read_csv(url or path),
+# read_parquet(...): parsing alone would open files and URLs the agent names. Every relation starts with
+# one of these keywords right after an opening parenthesis (comments are refused, so none can sit in
+# between); matched on the raw text, quotes ignored, so no quoting trick can hide one from this check.
+_SUBQUERY = re.compile(
+    r"\(\s*(?:select|from|values|with|table|insert|update|delete|merge|explain|show)\b", re.IGNORECASE
+)
+_TABLE_FUNCTION = re.compile(r"\b(?:read|scan)_\w+\s*\(", re.IGNORECASE)
+_COMMENT = re.compile(r"--|/\*")
 
 
 class Denied(Exception):
@@ -120,15 +130,29 @@ def select_columns(
 
 
 def where_expr(where: str, plan: ColumnPlan) -> pl.Expr:
-    """Compile the agent's filter; it may only test columns of its (masked) view."""
+    """Compile the agent's filter; it may only test columns of its (masked) view.
+
+    Comments, subqueries and table functions are refused before polars parses the text, because parsing
+    a subquery already reads the files or URLs it names.
+    """
     if not isinstance(where, str) or not where.strip() or len(where) > MAX_WHERE_CHARS:
         raise Denied(
             "where", f"where must be a SQL boolean expression of at most {MAX_WHERE_CHARS} characters."
+        )
+    if _COMMENT.search(where):
+        raise Denied("where", "where may not contain SQL comments (-- or /*). Fix: remove the comment.")
+    if _SUBQUERY.search(where) or _TABLE_FUNCTION.search(where):
+        raise Denied(
+            "where",
+            "where may not contain a subquery or a table function (SELECT, FROM, VALUES, WITH, read_*): "
+            "it can only test the view's own columns. Fix: filter with literals, e.g. IN ('a', 'b').",
         )
     try:
         expr = pl.sql_expr(where)
     except Exception:  # polars raises several error types for unparsable SQL; their text may echo values
         raise Denied("where", "where does not parse as a SQL boolean expression.") from None
+    if "subplan" in str(expr):  # defence in depth: a subquery the check above did not foresee
+        raise Denied("where", "where may not contain a subquery; it can only test the view's own columns.")
     if expr.meta.has_multiple_outputs():
         raise Denied("where", "where must be one boolean expression over named columns.")
     outside = sorted(set(expr.meta.root_names()) - set(plan.shown))
