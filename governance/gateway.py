@@ -40,12 +40,12 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from governance import audit
+from governance import audit, policy_log
 from governance.access import Client, connect
 from governance.bearer import agent_for_token, bearer_token, token_id
 from governance.errors import AccessDenied, AuditError, AuthenticationError, GovernanceError, PolicyError
 from governance.identity import authenticate, current
-from governance.policy import CASES_SUFFIX, load_policy
+from governance.policy import CASES_SUFFIX, Policy, load_policy
 from governance.store import Store
 from schemas.contract import DATASET_ID, ContractError, load_contracts
 
@@ -80,7 +80,7 @@ class Gateway:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.engine = settings.store.engine()
-        self.policy = load_policy(settings.policy_path)
+        self.policy = self._load_policy()
         self.contracts = load_contracts(settings.contracts_dir)
         self._fingerprint = self._files()
         self._clients: dict[str, Client] = {}
@@ -131,6 +131,7 @@ class Gateway:
             policy_path=s.policy_path,
             audit_key=s.audit_key,
             in_memory=True,  # one long-lived process: certified versions stay cached in memory
+            loaded_by="gateway",
         )
         with self._lock:
             self._clients[key] = client
@@ -150,6 +151,17 @@ class Gateway:
         )
         return AuthenticationError(reason)
 
+    def _load_policy(self) -> Policy:
+        """Load the policy and audit what was loaded: a change (``policy_change``) or a broken file."""
+        s = self.settings
+        try:
+            policy = load_policy(s.policy_path)
+        except PolicyError as exc:
+            policy_log.record_invalid_quietly(self.engine, s.policy_path, exc, s.audit_key, by="gateway")
+            raise
+        policy_log.record_policy(self.engine, policy, s.audit_key, by="gateway")
+        return policy
+
     def _files(self) -> tuple[tuple[str, int, int], ...]:
         """Name, modification time and size of every policy and contract file: a change means reload."""
         files: list[Path] = []
@@ -167,7 +179,7 @@ class Gateway:
             return
         with self._lock:
             self._clients.clear()  # every agent connects again, under the policy as it now stands
-        self.policy = load_policy(self.settings.policy_path)  # raises while broken: 503, nothing served
+        self.policy = self._load_policy()  # raises while broken: 503, nothing served
         self.contracts = load_contracts(self.settings.contracts_dir)
         self._fingerprint = seen
         LOG.info("policy or contracts changed: reloaded, every agent reconnects")

@@ -23,14 +23,11 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 
 import polars as pl
 
 from governance.identity import LEVEL_CAP
 from governance.policy import Grant
-from schemas._yaml import YamlSyntaxError, load_with_lines
 from schemas.contract import PREFIX_MASK, Column, Contract, classification_rank
 
 MASKED_LEVELS = ("intern", "junior")
@@ -81,35 +78,9 @@ def column_plan(contract: Contract, level: str, grant: Grant, present: set[str] 
 def identifier_columns(contract: Contract) -> frozenset[str]:
     """The contract's identifier columns: ``primaryKey: true`` or customProperty ``identifier: true``.
 
-    ``identifier: false`` takes a primary key out (a meaningless surrogate key, say). The flag is read
-    from the contract file itself (cached per content checksum); a file that changed since the contract
-    was loaded, or cannot be read, counts every string-typed column as an identifier (fail closed).
+    ``identifier: false`` takes a primary key out (a meaningless surrogate key, say).
     """
-    flags = _identifier_flags(str(contract.path), contract.checksum)
-    if flags is None:
-        return frozenset(c.name for c in contract.columns if c.logical_type == "string" or c.primary_key)
-    return frozenset(c.name for c in contract.columns if flags.get(c.name, c.primary_key))
-
-
-@lru_cache(maxsize=256)
-def _identifier_flags(path: str, checksum: str) -> dict[str, bool] | None:
-    """Column -> its explicit ``identifier`` customProperty, or None if the file is not the one loaded."""
-    file = Path(path)
-    try:
-        if hashlib.sha256(file.read_bytes()).hexdigest() != checksum:
-            return None
-        data, _ = load_with_lines(file)
-        props = data["schema"][0]["properties"]
-    except (OSError, YamlSyntaxError, KeyError, IndexError, TypeError):
-        return None
-    flags: dict[str, bool] = {}
-    for prop in props if isinstance(props, list) else []:
-        if not isinstance(prop, dict) or not isinstance(prop.get("name"), str):
-            continue
-        for custom in prop.get("customProperties") or []:
-            if isinstance(custom, dict) and custom.get("property") == "identifier":
-                flags[prop["name"]] = custom.get("value") is True
-    return flags
+    return frozenset(c.name for c in contract.columns if c.identifier)
 
 
 def column_mask(column: Column, level: str) -> str | None:

@@ -107,6 +107,8 @@ class Column:
     description: str = ""
     decimal: tuple[int, int] | None = None
     format: str | None = None
+    # Identifies a record (masked for interns): primaryKey, unless customProperty identifier says otherwise.
+    identifier: bool = False
 
 
 @dataclass(frozen=True)
@@ -592,6 +594,14 @@ class _ContractBuilder:
                 f"column {name!r}: mask {mask!r} is not known",
                 f"use one of {', '.join(MASKS)}, or prefix:N to keep N (1-12) characters",
             )
+        identifier = custom.get("identifier", bool(p.get("primaryKey", False)))
+        if not isinstance(identifier, bool):
+            self.problem(
+                self._custom_path((*where, "customProperties"), "identifier"),
+                f"column {name!r}: identifier {identifier!r} is not true or false",
+                "write identifier: true for a column that identifies a record, false to opt a key out",
+            )
+            identifier = True
         options = p.get("logicalTypeOptions") or {}
         rules = self._rules(name, logical, p, options, where)
         return Column(
@@ -611,6 +621,7 @@ class _ContractBuilder:
             format=_strftime(str(options["format"]))
             if logical in ("date", "timestamp") and isinstance(options, dict) and "format" in options
             else None,
+            identifier=identifier,
         )
 
     def _rules(self, name: str, logical: str, p: dict[str, Any], options: Any, where: PathKey) -> list[Rule]:

@@ -66,7 +66,11 @@ def test_intern_sees_only_public_and_internal_columns(install: Installation) -> 
     assert prov["dataset"] == "crm.customers" and prov["version"] == 0 and prov["rows"] == 4
     assert datetime.fromisoformat(prov["certified_at"]).tzinfo is not None
     assert set(prov["withheld"]) == {"annual_revenue", "full_name", "email", "birth_date", "national_id"}
-    assert prov["masks"] == {} and prov["row_filter"] is False
+    # customer_id is the primary key: an identifier, which interns see only through the keyed hash.
+    assert prov["masks"] == {"customer_id": "hash"} and prov["row_filter"] is False
+    clear = set(install.rows["customer_id"].to_list())
+    hashed = result.frame["customer_id"].to_list()
+    assert not clear & set(hashed) and all(len(h) == 16 for h in hashed) and len(set(hashed)) == 4
 
 
 def test_junior_sees_personal_data_masked_and_restricted_withheld(install: Installation) -> None:
@@ -241,6 +245,7 @@ def test_describe_shows_what_the_agent_would_see(install: Installation) -> None:
 
 
 def test_every_call_is_audited_and_the_chain_holds(install: Installation) -> None:
+    _connect(install, "junior-bot")  # the first connect also records the policy it loaded (policy_change)
     before = len(records(install.store.engine()))
     client = _connect(install, "junior-bot")
     client.datasets()

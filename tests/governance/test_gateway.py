@@ -375,6 +375,11 @@ def test_a_policy_edit_applies_at_once_and_a_broken_edit_serves_nothing(home: Ho
     finally:
         home.policy.write_text(POLICY_WITH_DOOMED)
     assert len(_as(server, token, list_ids).structured_content["datasets"]) == 2
+    # Each policy the gateway loaded is on the audit trail: narrowed, broken (where only), restored.
+    policy_records = [r for r in home.audit() if r.actor == "policy"]
+    gateway_loads = [r for r in policy_records if "gateway" in str(r.detail.get("loaded_by"))]
+    assert [r.action for r in gateway_loads][-3:] == ["policy_change", "policy_invalid", "policy_change"]
+    assert gateway_loads[-3].detail["agents_changed"] == {"senior-bot": ["datasets"]}
 
 
 # -- start-up refusals ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ agents:
     datasets: ["crm.*", "erp.orders"]
     purpose: support
   reader-junior:
-    datasets: ["crm.*"]
+    datasets: ["crm.*", "erp.orders"]
     purpose: support
 """
 
@@ -58,8 +58,10 @@ def test_intern_reads_crm_with_no_canary_unmasked(demo: dict[str, Any]) -> None:
     result = _read(demo, "reader-intern", "crm.accounts", "--format", "json", "--limit", "10000")
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
-    assert body["provenance"]["rows"] == len(body["rows"]) > 1000
+    assert body["provenance"]["rows"] == len(body["rows"]) == 100, "interns get at most 100 rows a call"
     assert {"contact_email", "national_id", "phone", "contact_name"} <= set(body["provenance"]["withheld"])
+    assert body["provenance"]["masks"] == {"account_id": "hash"}, "the key identifies: interns see it hashed"
+    assert not any(row["account_id"].startswith("001") for row in body["rows"])
     for canary in demo["expected"]["canaries"]:
         assert canary not in result.stdout
 
@@ -97,10 +99,11 @@ def test_agent_without_policy_reads_nothing(demo: dict[str, Any]) -> None:
 
 def test_where_literal_is_not_stored_in_clear(demo: dict[str, Any]) -> None:
     result = _read(
-        demo, "reader-intern", "erp.orders", "--where", "customer_id = 'C100005'", "--format", "csv"
+        demo, "reader-junior", "erp.orders", "--where", "customer_id = 'C100005'", "--format", "csv"
     )
     assert result.exit_code == 0, result.output
-    assert all(line.split(",")[1] == "C100005" for line in result.stdout.strip().splitlines()[1:])
+    lines = result.stdout.strip().splitlines()[1:]
+    assert lines and all(line.split(",")[1] == "C100005" for line in lines)
     engine = create_engine(f"sqlite:///{demo['home'] / 'catalog.db'}")
     with engine.connect() as conn:
         records = conn.execute(text("SELECT record FROM audit_log")).scalars().all()
