@@ -41,6 +41,7 @@ from governance.identity import AGENT_NAME, Agent, authenticate, current
 from governance.masks import ColumnPlan
 from governance.policy import DEFAULT_POLICY_DIR, Grant, load_policy
 from governance.read_cache import FRAMES, CertifiedFrame, decode
+from governance.read_index import equality_terms
 from governance.store import Store
 from governance.view import (
     Denied,
@@ -286,15 +287,19 @@ class Client:
             rows_cap = limit_rows(limit, self.agent.level)
             view, plan, encoded = self._view(target)
             selected = select_columns(columns, plan, dataset, self.agent.name, self.agent.level)
-            query = view.filter(where_expr(where, plan)) if where is not None else view
+            condition = where_expr(where, plan) if where is not None else None
+            rows = self._candidates(target, plan, condition)
+            if rows is not None:
+                view, plan, encoded = self._view(target, rows=rows)
+            query = view.filter(condition) if condition is not None else view
             try:
                 frame = decode(collect(query.select(selected).head(rows_cap)), encoded)
             except Denied:
                 if not encoded:
                     raise
                 # Some text operations are not defined on the encoded form: run on plain text instead.
-                view, plan, encoded = self._view(target, decoded=True)
-                query = view.filter(where_expr(where, plan)) if where is not None else view
+                view, plan, encoded = self._view(target, decoded=True, rows=rows)
+                query = view.filter(condition) if condition is not None else view
                 frame = collect(query.select(selected).head(rows_cap))
         except Denied as denied:
             raise self._deny("read", dataset, denied, detail) from None
@@ -366,8 +371,27 @@ class Client:
             raise Denied("contract", f"dataset {dataset} has no contract, so its classification is unknown.")
         return _Target(state=state, version=state.certified_version, contract=contract, grant=grant)
 
+    def _candidates(self, target: _Target, plan: ColumnPlan, condition: pl.Expr | None) -> pl.Series | None:
+        """Rows that can satisfy the row filter and the agent's where, from the version's row indexes.
+
+        Only ``column = literal`` terms on columns the agent sees unmasked use an index (a masked column's
+        predicate tests the masked value); None means no index applies and the whole version is read.
+        """
+        if not self.in_memory:
+            return None
+        terms = equality_terms(condition) if condition is not None else []
+        row_filter = target.grant.row_filter_expr()
+        if row_filter is not None:
+            terms += equality_terms(row_filter)
+        if not terms:
+            return None
+        indexes = self._scan(target.state.id, target.version).indexes
+        if indexes is None:
+            return None
+        return indexes.candidate_rows(terms, usable=set(plan.shown) - set(plan.masks))
+
     def _view(
-        self, target: _Target, *, decoded: bool = False
+        self, target: _Target, *, decoded: bool = False, rows: pl.Series | None = None
     ) -> tuple[pl.LazyFrame, ColumnPlan, frozenset[str]]:
         """The policy view: certified version, contract columns, withheld, masked, policy-filtered.
 
@@ -384,6 +408,7 @@ class Client:
             agent=self.agent.name,
             dataset=target.state.id,
             decoded=decoded,
+            rows=rows,
         )
 
     def _scan(self, dataset: str, version: int) -> CertifiedFrame:

@@ -146,6 +146,10 @@ class RowIndexes:
                 self._indexes[column] = index
             return index
 
+    def indexed_columns(self) -> list[str]:
+        with self._lock:
+            return sorted(self._indexes)
+
     def estimated_size(self) -> int:
         with self._lock:
             return sum(

@@ -53,18 +53,24 @@ def policy_view(
     agent: str,
     dataset: str,
     decoded: bool = False,
+    rows: pl.Series | None = None,
 ) -> tuple[pl.LazyFrame, ColumnPlan, frozenset[str]]:
     """The policy view of a certified version: contract columns, withheld, masked, policy-filtered.
 
     Dictionary-encoded text columns stay encoded (fast equality filters) unless ``decoded``; the
     third value names the columns the caller must decode after collecting. ``secret`` is the audit key,
-    from which the hash mask's per-purpose key is derived.
+    from which the hash mask's per-purpose key is derived. ``rows`` (ascending row numbers, from a row
+    index, :mod:`governance.read_index`) narrows the version to the rows that can match the filters; the
+    filters still run over them in full.
     """
     schema = cached.schema
     present = {name for name in schema.names() if not name.startswith("_")}
     plan = column_plan(contract, level, grant, present)
     encoded = frozenset() if decoded else cached.encoded - set(plan.masks)
-    base = cached.frame.lazy()
+    frame = cached.frame
+    if rows is not None and isinstance(frame, pl.DataFrame):
+        frame = frame[rows]
+    base = frame.lazy()
     to_text = sorted(cached.encoded - encoded)  # masks work on text, and so does a decoded view
     if to_text:
         base = base.with_columns(pl.col(to_text).cast(pl.String))

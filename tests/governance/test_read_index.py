@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -9,6 +11,9 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from governance.read_index import MAX_INDEXED_COLUMNS, RowIndexes, equality_terms
+
+if TYPE_CHECKING:
+    from conftest import Installation
 
 
 def _frame(customers: list[str | None], amounts: list[int]) -> pl.DataFrame:
@@ -95,3 +100,62 @@ def test_the_number_of_indexed_columns_per_version_is_bounded() -> None:
     used = [indexes.candidate_rows([(c, 3)], usable=set(columns)) for c in columns]
     assert sum(r is not None for r in used) == MAX_INDEXED_COLUMNS
     assert indexes.estimated_size() > 0
+
+
+def test_agent_reads_through_the_index_equal_reads_of_the_delta_version(install: Installation) -> None:
+    """The gateway path (in memory, indexed) and the one-shot path (a Delta scan, no index) agree."""
+    from deltalake import write_deltalake
+
+    from governance import connect
+    from governance.read_cache import FRAMES
+
+    n = 3000
+    rows = pl.DataFrame(
+        {
+            "customer_id": [f"C{k % 700:06d}" for k in range(n)],
+            "billing_country": [("DE", "FR", "US", "GB")[k % 4] for k in range(n)],
+            "segment": [("smb", "mid", "enterprise")[k % 3] for k in range(n)],
+            "annual_revenue": [float(k) for k in range(n)],
+            "full_name": [f"Person {k}" for k in range(n)],
+            "email": [f"p{k % 50}@canary.test" for k in range(n)],
+            "birth_date": [None] * n,
+            "national_id": [f"ID-{k}" for k in range(n)],
+            "_batch_id": ["b1"] * n,
+            "_source_line": list(range(n)),
+        },
+        schema_overrides={"birth_date": pl.Date},
+    )
+    write_deltalake(install.table(), rows.to_arrow(), mode="overwrite")
+    install.certify("crm.customers", 1, n)
+    FRAMES.clear()
+
+    def client(in_memory: bool) -> Any:
+        return connect(
+            install.store,
+            "junior-bot",
+            install.tokens["junior-bot"],
+            contracts_dir=install.contracts_dir,
+            policy_path=install.policy_path,
+            audit_key=install.audit_key,
+            in_memory=in_memory,
+        )
+
+    indexed, scanned = client(True), client(False)
+    for where in (
+        "customer_id = 'C000007'",
+        "customer_id = 'C000007' AND billing_country = 'GB'",
+        "billing_country = 'FR' AND segment = 'smb'",
+        "customer_id = 'nobody'",
+        "customer_id = 'C000007' OR segment = 'mid'",
+        "email = 'p3@canary.test'",  # masked for a junior: no index, and the clear value finds nothing
+    ):
+        got = indexed.read("crm.customers", where=where, limit=10_000)
+        want = scanned.read("crm.customers", where=where, limit=10_000)
+        assert_frame_equal(got.frame, want.frame)
+        assert got.provenance["rows"] == want.provenance["rows"]
+    assert indexed.read("crm.customers", where="customer_id = 'C000007'").frame.height == 5
+    assert indexed.read("crm.customers", where="email = 'p3@canary.test'").frame.height == 0
+    cached = FRAMES.get(install.store.table_path("crm.customers"), 1)
+    assert cached.indexes is not None
+    assert "email" not in cached.indexes.indexed_columns(), "a masked column is never indexed"
+    assert "customer_id" in cached.indexes.indexed_columns()
