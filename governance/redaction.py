@@ -21,8 +21,9 @@ def literal_hash(key: bytes, value: object) -> str:
 _SQL_TOKEN = re.compile(
     r"""
     (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))     # comments: hashed whole
+   |(?P<dollar>\$(?P<tag>[^\W\d]\w*|)\$.*?(?:\$(?P=tag)\$|\Z))  # $$string$$ or $tag$string$tag$: hashed
    |(?P<string>'(?:[^']|'')*(?:'|\Z))          # 'string' (unterminated runs to the end): hashed
-   |(?P<ident>"(?:[^"]|"")*(?:"|\Z))           # "quoted identifier": kept
+   |(?P<ident>"(?:[^"]|"")*(?:"|\Z))           # "quoted identifier": kept if it could name a column
    |(?P<word>[^\W\d]\w*)                       # keyword or identifier: kept (so col1 keeps its 1)
    |(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)  # number: hashed
     """,
@@ -30,16 +31,18 @@ _SQL_TOKEN = re.compile(
 )
 
 
+_COLUMN_SHAPED = re.compile(r'"[a-z_][a-z0-9_]*"')
+
+
 def redact_sql(key: bytes, sql: str) -> str:
     """``sql`` with every string and number literal (and comment) replaced by :func:`literal_hash`.
 
     A string's hash is of its value (``'O''Brien'`` hashes ``O'Brien``); a number's is of its text as
     written (``42`` and ``42.0`` differ). Limits: this is a tokenizer, not a parser. It knows
-    single-quoted strings, double-quoted identifiers, comments, words and numbers; keywords,
-    operators and identifiers are kept in clear, so a value smuggled in as a quoted identifier would be
-    kept too (such a filter is denied anyway, as the column is not in the view). Dialect extras such as
-    dollar-quoted or backslash-escaped strings are not recognised; an unterminated quote hashes
-    everything after it.
+    single-quoted and dollar-quoted (``$$…$$``, ``$tag$…$tag$``) strings, double-quoted identifiers,
+    comments, words and numbers; keywords, operators and identifiers are kept in clear. A quoted
+    identifier is kept only if it has the shape of a column name (``[a-z_][a-z0-9_]*``), so a value
+    smuggled in as one (``"Jane Doe"``) is hashed. An unterminated quote hashes everything after it.
     """
 
     def replace(match: re.Match[str]) -> str:
@@ -48,6 +51,12 @@ def redact_sql(key: bytes, sql: str) -> str:
         if kind == "string":
             inner = token[1:-1] if len(token) > 1 and token.endswith("'") else token[1:]
             return literal_hash(key, inner.replace("''", "'"))
+        if kind == "dollar":
+            opener = len(match.group("tag") or "") + 2
+            closed = len(token) >= 2 * opener and token.endswith(token[:opener])
+            return literal_hash(key, token[opener : len(token) - opener] if closed else token[opener:])
+        if kind == "ident" and not _COLUMN_SHAPED.fullmatch(token):
+            return literal_hash(key, token)
         if kind in ("number", "comment"):
             return literal_hash(key, token)
         return token
