@@ -1,11 +1,12 @@
-"""A delimited file as chunks of whole lines, each split into lines and fields natively by polars.
+"""A delimited file's chunks split into records and fields natively by polars.
 
-Memory stays flat however large the file: a chunk is cut at a line boundary after ``chunk_bytes``,
-transcoded to UTF-8 on its own when the file is not UTF-8, and split into lines by polars' CSV parser
-(a separator byte absent from the chunk, no quoting), so there is never one Python string per line.
-Fields come from the same parser splitting on the delimiter; the few lines it cannot speak for (a field
-count other than the declared one, a quote character) are split again exactly as :func:`split_lines`
-does. Each line keeps its 1-based number and byte offset in the file, continued across chunks.
+Each chunk (whole lines, from :mod:`connectors._files`) is split into lines by polars' CSV parser (a
+separator byte absent from the chunk, no quoting), so there is never one Python string per line; the
+lines are grouped into records (:mod:`connectors._records`: only where a quote or escape character
+occurs), a record left open at the chunk's end waiting for the next chunk. Fields come from the same
+parser splitting on the delimiter; the few records it cannot speak for (a field count other than the
+declared one, a quote or escape character, several lines) are split again exactly as
+:func:`split_lines` does. Each record keeps the 1-based number and byte offset of its first line.
 
 Where polars cannot parse a chunk (invalid UTF-8, every candidate separator byte present), the chunk
 falls back to Python's ``str.split`` on its decoded text: slower, same result.
@@ -101,6 +102,8 @@ def chunk_lines(chunk: Chunk, first_line: int) -> Lines:
     separator = next((s for s in LINE_SEPARATORS if s.encode() not in chunk.text), None)
     if chunk.text.startswith(codecs.BOM_UTF8):  # polars would drop it; it belongs to the first line
         separator = None
+    if b"\r" in chunk.text and chunk.text.count(b"\r") != chunk.text.count(b"\r\n"):
+        separator = None  # polars ends a line at a lone CR too; a line here ends only at LF
     lines: pl.Series | None = None
     if separator is not None:
         try:

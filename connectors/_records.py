@@ -152,7 +152,12 @@ def group_lines(lines: pl.Series, chunk: Chunk, dialect: Dialect) -> Records:
     pattern = dialect.open_pattern
     if pattern is None or not any(c.encode("utf-8") in chunk.text for c in dialect.special):
         return Records()
-    openers = lines.str.contains(pattern).fill_null(False).arg_true().to_list()
+    special = lines.str.contains(dialect.special[0], literal=True)
+    for c in dialect.special[1:]:
+        special = special | lines.str.contains(c, literal=True)
+    candidates = special.fill_null(False).arg_true()  # few lines: the pattern runs on those only
+    opening = lines.gather(candidates).str.contains(pattern).fill_null(False)
+    openers = candidates.filter(opening).to_list()
     if not openers:
         return Records()
     n, limit = lines.len(), dialect.max_record_lines

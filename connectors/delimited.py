@@ -1,12 +1,15 @@
 """Delimited ERP batch exports: odd dialects, header and trailer control records, files larger than memory.
 
-A file is read in chunks of whole lines (see :mod:`connectors._chunks`), so memory stays flat however
-large the batch; a non-UTF-8 file is transcoded chunk by chunk. Lines are split into fields natively
-by polars, by the ``csv`` module only for the lines that hold a quote character. Detail records become
-rows of String columns; a record that cannot be split into the declared fields (wrong field count,
-undecodable bytes, unknown record type) is still a row, carrying a ``_record_error`` so validation
-quarantines it. The header and trailer give the batch id, business date and control figures; the
-trailer covers every physical detail record, readable or not.
+A file is read in chunks of whole records (see :mod:`connectors._chunks`), so memory stays flat however
+large the batch; a file in another encoding than UTF-8 (a code page, UTF-16/32) is transcoded chunk by
+chunk. Lines are split into fields natively by polars, by the ``csv`` module only for the records that
+hold a quote or escape character; a record may span physical lines (a quoted or escaped line break, see
+:mod:`connectors._records`). Detail records become rows of String columns; a record that cannot be
+split into the declared fields (wrong field count, broken quoting, undecodable bytes, unknown record
+type) is still a row, carrying a ``_record_error`` so validation quarantines it. The header and trailer
+give the batch id, business date and control figures (:mod:`connectors._controls_delimited`); the
+trailer covers every physical detail record, readable or not. A plain CSV may instead open with a row of
+column names (``header: names``), matched by name (:mod:`connectors._header`).
 
 :class:`DelimitedFile` reads one landed file in two passes: :meth:`~DelimitedFile.survey` reads only the
 fields the controls and the caller need and returns the manifest; :meth:`~DelimitedFile.records` then
@@ -15,11 +18,8 @@ yields each chunk's detail records. :func:`read_delimited` returns the whole fil
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import polars as pl
@@ -33,38 +33,23 @@ from connectors._chunks import (
     split_line,
     split_lines,
 )
+from connectors._controls_delimited import (
+    Edge,
+    Tally,
+    control_amount,
+    header_facts,
+    kind_of,
+    number_format,
+    reconcile,
+)
 from connectors._header import HeaderRow, read_header_row
 from connectors.manifest import ControlProblem, Controls, Extraction, Manifest, file_checksum
 from connectors.read_ahead import read_ahead
 from schemas.contract import DelimitedSource
-from schemas.parse import TextFormat, minus_first, plain_separators
+from schemas.parse import minus_first, plain_separators
 
 DEFAULT_CHUNK_BYTES = 8 << 20  # a few chunks in flight at once (read, validate, write) stay well under 1 GB
-CONTROL_AMOUNT = re.compile(r"^[+-]?[0-9]{1,24}(\.[0-9]{1,12})?$")
 ORIGIN = {"_source_line": pl.Int64, "_source_offset": pl.Int64, "_record_error": pl.String}
-
-
-@dataclass
-class _Edge:
-    """A header or trailer record: its line number and fields."""
-
-    line: int
-    fields: list[str]
-
-
-@dataclass
-class _Tally:
-    """What the pass over a file found: its edges, and the control figures of its detail records."""
-
-    lines: int = 0  # physical lines
-    records: int = 0  # records, header and trailer included
-    rows: int = 0
-    details: int = 0
-    total: Decimal | None = None
-    unreadable: int = 0
-    first_unreadable: int | None = None
-    header: _Edge | None = None
-    trailer: _Edge | None = None
 
 
 class DelimitedFile:
@@ -123,7 +108,7 @@ class DelimitedFile:
         c = self.source.controls
         wanted = list(dict.fromkeys([*keep, *([c.amount_column] if c.amount_column else [])]))
         indices = [i for i in (self.positions[name] for name in wanted) if i is not None]
-        tally = _Tally()
+        tally = Tally()
         for frame in self._frames(tally, indices):
             records = frame.select("_source_line", "_kind", *[self._field(n) for n in wanted])
             self._count(tally, records)
@@ -134,7 +119,7 @@ class DelimitedFile:
     def records(self) -> Iterator[pl.DataFrame]:
         """Pass 2: every chunk's detail records, as :func:`read_delimited` returns them (at least one frame)."""
         empty = True
-        for frame in self._frames(_Tally(), None):
+        for frame in self._frames(Tally(), None):
             empty = False
             yield self._records(frame).drop("_kind")
         if empty:
@@ -146,7 +131,7 @@ class DelimitedFile:
 
     def read(self) -> Extraction:
         """Both at once, for a file that fits in memory: all detail records and the manifest."""
-        tally = _Tally()
+        tally = Tally()
         frames = []
         for frame in self._frames(tally, None):
             records = self._records(frame)
@@ -161,7 +146,7 @@ class DelimitedFile:
         index = self.positions[column]
         return (pl.col(field_name(index)) if index is not None else pl.lit(None, pl.String)).alias(column)
 
-    def _frames(self, tally: _Tally, wanted: list[int] | None) -> Iterator[pl.DataFrame]:
+    def _frames(self, tally: Tally, wanted: list[int] | None) -> Iterator[pl.DataFrame]:
         """Each chunk's lines with their fields (all, or the ``wanted`` ones) and record kind.
 
         The header (first line) and trailer (last line) are taken out and kept on ``tally``. Chunks
@@ -178,12 +163,12 @@ class DelimitedFile:
                 frame = frame.slice(1)  # the column names
             elif starts_file and rt is not None:
                 header = self._edge(frame, 0)
-                if _kind(header, rt.field) == rt.header:
+                if kind_of(header, rt.field) == rt.header:
                     tally.header = header
                     frame = frame.slice(1)
             if rt is not None and last and frame.height and tally.records > 1:
                 trailer = self._edge(frame, frame.height - 1)
-                if _kind(trailer, rt.field) == rt.trailer:
+                if kind_of(trailer, rt.field) == rt.trailer:
                     tally.trailer = trailer
                     frame = frame.slice(0, frame.height - 1)
             yield frame
@@ -217,10 +202,10 @@ class DelimitedFile:
                 frame = frame.with_columns(_encoding=encoding)
             yield lines.chunk.last, frame, lines.frame.height
 
-    def _edge(self, frame: pl.DataFrame, row: int) -> _Edge:
+    def _edge(self, frame: pl.DataFrame, row: int) -> Edge:
         line = frame.get_column("line")[row]
         fields = split_line(line, self.dialect)
-        return _Edge(int(frame.get_column("_source_line")[row]), fields)
+        return Edge(int(frame.get_column("_source_line")[row]), fields)
 
     def _records(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Detail records: one String column per contract column, origin, and why a record is unreadable."""
@@ -247,7 +232,7 @@ class DelimitedFile:
         )
 
     # -- controls ---------------------------------------------------------------------------------
-    def _count(self, tally: _Tally, records: pl.DataFrame) -> None:
+    def _count(self, tally: Tally, records: pl.DataFrame) -> None:
         """Add one chunk's detail records to the control figures: count, exact total, unreadable amounts."""
         src = self.source
         rt = src.record_types
@@ -260,9 +245,9 @@ class DelimitedFile:
         text = pl.col(c.amount_column).str.strip_chars()
         amounts = (
             details.lazy()
-            .select("_source_line", separated=plain_separators(text, _number_format(src)))
+            .select("_source_line", separated=plain_separators(text, number_format(src)))
             .with_columns(number=minus_first(pl.col("separated")))
-            .select("_source_line", amount=_control_amount(pl.col("number")))
+            .select("_source_line", amount=control_amount(pl.col("number")))
             .collect()
         )
         unreadable = amounts.filter(pl.col("amount").is_null()).get_column("_source_line")
@@ -275,10 +260,10 @@ class DelimitedFile:
             with localcontext(prec=80):  # a running sum of many chunks' totals stays exact
                 tally.total = Decimal(total) if tally.total is None else tally.total + Decimal(total)
 
-    def _manifest(self, tally: _Tally) -> Manifest:
+    def _manifest(self, tally: Tally) -> Manifest:
         problems = self._structure(tally)
-        controls = self._reconcile(tally, problems)
-        batch_id, business_date, header_problems = _header_facts(tally.header, self.path, self.source)
+        controls = reconcile(tally, problems, self.path.name, self.source)
+        batch_id, business_date, header_problems = header_facts(tally.header, self.path, self.source)
         return Manifest(
             source=self.path.name,
             checksum=self.checksum or file_checksum(self.path)[0],
@@ -296,7 +281,7 @@ class DelimitedFile:
             ),
         )
 
-    def _structure(self, tally: _Tally) -> list[ControlProblem]:
+    def _structure(self, tally: Tally) -> list[ControlProblem]:
         """A missing header or trailer, or an empty file, when the contract declares record types."""
         rt = self.source.record_types
         name = self.path.name
@@ -330,86 +315,14 @@ class DelimitedFile:
             )
         return problems
 
-    def _reconcile(self, tally: _Tally, problems: list[ControlProblem]) -> Controls:
-        """Compare the trailer's record count and amount total with every physical detail record."""
-        src = self.source
-        c = src.controls
-        name = self.path.name
-        trailer = tally.trailer
-        actual_count = tally.details
-        declared_count = declared_total = actual_total = None
-        if trailer is not None and c.record_count_field is not None:
-            raw = _field(trailer, c.record_count_field)
-            line = trailer.line
-            if raw is None or not re.fullmatch(r"[0-9]+", raw.strip()):
-                problems.append(
-                    ControlProblem(
-                        "controls",
-                        f"{name} line {line} (trailer), field {c.record_count_field}: "
-                        "record count is not a whole number. Fix: ask the source to re-send the batch.",
-                        line=line,
-                    )
-                )
-            else:
-                declared_count = int(raw.strip())
-                if declared_count != actual_count:
-                    problems.append(
-                        ControlProblem(
-                            "controls",
-                            f"{name} line {line} (trailer): record count expected {declared_count} (trailer), "
-                            f"found {actual_count} detail records. Fix: the file is incomplete or altered; ask the "
-                            "source to re-send the batch.",
-                            line=line,
-                        )
-                    )
-        if trailer is not None and c.amount_total_field is not None and c.amount_column is not None:
-            line = trailer.line
-            declared_total = _decimal(_field(trailer, c.amount_total_field), src)
-            if declared_total is None:
-                problems.append(
-                    ControlProblem(
-                        "controls",
-                        f"{name} line {line} (trailer), field {c.amount_total_field}: "
-                        "the amount total is not a number. Fix: ask the source to re-send the batch.",
-                        line=line,
-                        column=c.amount_column,
-                    )
-                )
-            if tally.unreadable:
-                problems.append(
-                    ControlProblem(
-                        "controls",
-                        f"{name} line {tally.first_unreadable}, column {c.amount_column}: the controlled amount "
-                        f"cannot be read ({tally.unreadable} detail record(s)), so the batch cannot be reconciled "
-                        "with its trailer. Fix: ask the source to re-send the batch.",
-                        line=tally.first_unreadable,
-                        column=c.amount_column,
-                    )
-                )
-            else:
-                actual_total = tally.total if tally.total is not None else Decimal(0)
-                if declared_total is not None:
-                    # Compared exactly: a trailer of 2481 does not reconcile details summing to 2481.12.
-                    # The trailer's scale is used for display only where that loses nothing.
-                    with localcontext(prec=80):
-                        same_scale = actual_total.quantize(declared_total)
-                    actual_total = same_scale if same_scale == actual_total else _plain(actual_total)
-                if declared_total is not None and declared_total != actual_total:
-                    problems.append(
-                        ControlProblem(
-                            "controls",
-                            f"{name} line {line} (trailer), column {c.amount_column}: control total expected "
-                            f"{declared_total} (trailer), found {actual_total} (sum of {actual_count} detail "
-                            "records). Fix: the batch does not reconcile; ask the source to re-send it.",
-                            line=line,
-                            column=c.amount_column,
-                        )
-                    )
-        return Controls(declared_count, actual_count, declared_total, actual_total, tuple(problems))
-
 
 def read_delimited(
-    path: Path, source: DelimitedSource, columns: list[str], *, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    path: Path,
+    source: DelimitedSource,
+    columns: list[str],
+    *,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    names: Mapping[str, str] | None = None,
 ) -> Extraction:
     """Read one delivered file into raw detail records and its manifest (the whole file in memory).
 
@@ -423,90 +336,7 @@ def read_delimited(
         Contract column names, in the order their fields appear in a detail record.
     chunk_bytes
         About how many bytes of the file are split at a time.
+    names
+        With a header row of column names: the name a column has there, where it differs from its own.
     """
-    return DelimitedFile(path, source, columns, chunk_bytes=chunk_bytes).read()
-
-
-def _kind(edge: _Edge, index: int) -> str | None:
-    return edge.fields[index] if index < len(edge.fields) else None
-
-
-def _field(edge: _Edge, index: int) -> str | None:
-    return edge.fields[index] if index < len(edge.fields) else None
-
-
-def _decimal(text: str | None, source: DelimitedSource) -> Decimal | None:
-    if text is None:
-        return None
-    t = text.strip()
-    if source.thousands_separator:
-        t = t.replace(source.thousands_separator, "")
-    t = t.replace(source.decimal_separator, ".")
-    if t.endswith("-"):
-        t = "-" + t[:-1]
-    if not CONTROL_AMOUNT.fullmatch(t):  # no NaN, Infinity, exponents or non-ASCII digits
-        return None
-    try:
-        return Decimal(t)
-    except InvalidOperation:
-        return None
-
-
-def _plain(value: Decimal) -> Decimal:
-    """``2481.120000000000`` as ``2481.12``, for messages (never in exponent notation)."""
-    exponent = value.normalize().as_tuple().exponent
-    places = max(0, -exponent) if isinstance(exponent, int) else 0
-    with localcontext(prec=80):
-        return value.quantize(Decimal(1).scaleb(-places))
-
-
-def _number_format(source: DelimitedSource) -> TextFormat:
-    return TextFormat(
-        decimal_separator=source.decimal_separator, thousands_separator=source.thousands_separator
-    )
-
-
-def _control_amount(number: pl.Expr) -> pl.Expr:
-    """A controlled amount (normalised text) as an exact decimal, null where unreadable, vectorised."""
-    return pl.when(number.str.contains(CONTROL_AMOUNT.pattern)).then(
-        number.cast(pl.Decimal(38, 12), strict=False)
-    )
-
-
-def _header_facts(
-    header: _Edge | None, path: Path, source: DelimitedSource
-) -> tuple[str, date | None, list[ControlProblem]]:
-    """Batch id and business date from the header, or from the file name when there is no header."""
-    c = source.controls
-    problems: list[ControlProblem] = []
-    batch_id = path.stem
-    business_date: date | None = None
-    if header is None:
-        return batch_id, business_date, problems
-    if c.batch_id_field is not None:
-        raw = (_field(header, c.batch_id_field) or "").strip()
-        if raw:
-            batch_id = raw
-        else:
-            problems.append(
-                ControlProblem(
-                    "structure",
-                    f"{path.name} line 1 (header), field {c.batch_id_field}: "
-                    "batch id is empty. Fix: ask the source to re-send the batch.",
-                    line=1,
-                )
-            )
-    if c.business_date_field is not None:
-        raw = (_field(header, c.business_date_field) or "").strip()
-        try:
-            business_date = datetime.strptime(raw, source.date_format).date()
-        except ValueError:
-            problems.append(
-                ControlProblem(
-                    "structure",
-                    f"{path.name} line 1 (header), field {c.business_date_field}: business date is not a "
-                    f"date in format {source.date_format}. Fix: ask the source to re-send the batch.",
-                    line=1,
-                )
-            )
-    return batch_id, business_date, problems
+    return DelimitedFile(path, source, columns, chunk_bytes=chunk_bytes, names=names).read()

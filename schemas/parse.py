@@ -178,12 +178,8 @@ def plain_separators(text: pl.Expr, fmt: TextFormat) -> pl.Expr:
     if fmt.thousands_separator:
         sep = fmt.thousands_separator
         grouped = rf"^[+-]?\d{{1,3}}(?:{_literal(sep)}\d{{3}})+(?:{_literal(fmt.decimal_separator)}\d*)?-?$"
-        misplaced = text.str.contains(sep, literal=True) & ~text.str.contains(grouped)
-        text = (
-            pl.when(misplaced)
-            .then(pl.lit(None, pl.String))
-            .otherwise(text.str.replace_all(sep, "", literal=True))
-        )
+        misplaced = text.str.contains(_literal(sep)) & ~text.str.contains(grouped)
+        text = pl.when(~misplaced).then(text.str.replace_all(sep, "", literal=True))
     if fmt.decimal_separator != ".":
         text = text.str.replace(fmt.decimal_separator, ".", literal=True)
     return text
