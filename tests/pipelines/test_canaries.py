@@ -24,15 +24,14 @@ turned up empty, so a sink that silently moved cannot make the test pass by sear
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
 import sqlite3
-import sys
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
+from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -45,6 +44,7 @@ from pipelines import demo as demo_source
 from pipelines.cli import main as assay_cli
 from pipelines.settings import audit_key, contracts_dir, policy_path
 from schemas import load_contracts
+from tests.pipelines.conftest import end_to_end_module
 
 pytestmark = pytest.mark.slow
 
@@ -60,17 +60,7 @@ KINDS = {
 }
 
 
-def _end_to_end() -> ModuleType:
-    """The end-to-end test module, for its helpers (environment, assay): one way to run the demo."""
-    spec = importlib.util.spec_from_file_location("demo_end_to_end_helpers", HERE / "test_demo_end_to_end.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it is being executed
-    spec.loader.exec_module(module)
-    return module
-
-
-E2E = _end_to_end()
+E2E = end_to_end_module()
 
 
 # -- searching ----------------------------------------------------------------------------------------------
@@ -186,14 +176,18 @@ def _token(output: Output) -> str:
 
 
 @pytest.fixture(scope="module")
-def canary_run(tmp_path_factory: pytest.TempPathFactory) -> CanaryRun:
-    env = E2E.environment(tmp_path_factory.mktemp("canaries"))
-    home, dagster_home = Path(env["ASSAY_HOME"]), Path(env["DAGSTER_HOME"])
-    outputs = [_cli(env, "demo seed", "demo", "seed")]
-    assert outputs[0].code == 0, outputs[0].stderr
-    run = E2E.assay(env, "run", "--json")  # its own process, through the real Dagster instance
-    outputs.append(Output("run", run.code, run.stdout, run.stderr))
-    assert run.code == E2E.EXIT_REJECTED, run.stderr[-2000:]
+def canary_run(demo_run: tuple[Path, Any]) -> CanaryRun:
+    # The session's demo (seed, `assay run` in its own process through the real Dagster instance, verify,
+    # rerun; tests/pipelines/conftest.py), searched after the commands below have run on top of it.
+    root, demo = demo_run
+    home, dagster_home = demo.home, demo.dagster_home
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_") and k != "DAGSTER_HOME"}
+    env.update(ASSAY_HOME=str(home), DAGSTER_HOME=str(dagster_home))
+    outputs = [
+        Output(label, cmd.code, cmd.stdout, cmd.stderr)
+        for label, cmd in (("run", demo.run), ("demo verify (first)", demo.verify), ("rerun", demo.rerun))
+    ]
+    assert demo.run.code == E2E.EXIT_REJECTED, demo.run.stderr[-2000:]
     tokens = {
         name: _token(_cli(env, f"agents add {name}", "agents", "add", name, "--level", level))
         for name, level in (("demo-intern", "intern"), ("demo-junior", "junior"), ("demo-senior", "senior"))

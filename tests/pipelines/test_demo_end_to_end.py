@@ -262,8 +262,8 @@ def check_all(demo: DemoRun) -> None:
 
 # -- SQLite catalog (the default) ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
-    return run_demo(tmp_path_factory.mktemp("demo"))
+def demo(demo_run: tuple[Path, DemoRun]) -> DemoRun:
+    return demo_run[1]  # run once per session (tests/pipelines/conftest.py), shared with the canary test
 
 
 def test_run_reports_every_batch_and_exits_4_for_the_rejected_one(demo: DemoRun) -> None:
