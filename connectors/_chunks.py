@@ -102,8 +102,8 @@ def chunk_lines(chunk: Chunk, first_line: int) -> Lines:
     separator = next((s for s in LINE_SEPARATORS if s.encode() not in chunk.text), None)
     if chunk.text.startswith(codecs.BOM_UTF8):  # polars would drop it; it belongs to the first line
         separator = None
-    if b"\r" in chunk.text and chunk.text.count(b"\r") != chunk.text.count(b"\r\n"):
-        separator = None  # polars ends a line at a lone CR too; a line here ends only at LF
+    if chunk.text.endswith(b"\r"):  # polars would drop a CR that ends the file without a line feed
+        separator = None
     lines: pl.Series | None = None
     if separator is not None:
         try:
@@ -281,7 +281,7 @@ def chunk_fields(
     for c in dialect.special:
         if c.encode("utf-8") in chunk.text:
             redo.append(pl.col("line").str.contains(c, literal=True))
-    if wanted is not None and b"\r" in chunk.text:  # polars drops a CR that ends a field
+    if b"\r" in chunk.text:  # polars drops a CR that ends a field (not only the one before LF)
         redo.append(pl.col("line").str.contains("\r", literal=True))
     checks = pl.DataFrame({**out, "line": line})
     positions = (
