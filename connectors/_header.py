@@ -44,15 +44,15 @@ class HeaderRow:
                 "structure",
                 f"{file} line 1 (header row): column(s) {', '.join(missing)} not found among the "
                 f"{len(self.names)} names it holds ({shown}). Fix: ask the source for the missing "
-                "column(s), or correct the column names (or physicalName) in the contract.",
+                "column(s), or correct the column names in the contract.",
                 line=1,
                 column=missing[0],
             )
         for column in self.ambiguous:
             yield ControlProblem(
                 "structure",
-                f"{file} line 1 (header row), column {column}: several names match it. Fix: name the "
-                "column exactly as the header writes it (physicalName).",
+                f"{file} line 1 (header row), column {column}: several names match it. Fix: ask the "
+                "source to give these columns distinct names.",
                 line=1,
                 column=column,
             )

@@ -346,3 +346,13 @@ def test_multi_line_records_match_the_csv_module_on_a_larger_file(tmp_path: Path
         for r in expected[:-1]:
             starts.append(starts[-1] + r[1].count("\n") + 1)
         assert got.get_column("_source_line").to_list() == starts
+
+
+def test_header_names_match_loosely_once_and_never_by_guess(tmp_path: Path) -> None:
+    source = dataclasses.replace(PLAIN, header_names=True)
+    loose = read(tmp_path, b"/SAP/A,B Field,C\n1,2,3\n", source, ["_sap_a", "b_field", "c"])
+    assert loose.records.select("_sap_a", "b_field", "c").rows() == [("1", "2", "3")]
+    twice = read(tmp_path, b"Order Date,order-date,a\n1,2,3\n", source, ["order_date", "a"])
+    (problem,) = twice.manifest.controls.problems
+    assert (problem.line, problem.column) == (1, "order_date") and "several names match" in problem.message
+    assert twice.manifest.undeclared_columns == ("Order Date", "order-date")
