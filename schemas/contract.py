@@ -536,6 +536,15 @@ class _ContractBuilder:
                 "map the source's name with physicalName and give a readable name, e.g. customer_tier",
             )
             return None
+        if name.startswith("_"):
+            self.problem(
+                (*where, "name"),
+                f"column name {name!r} starts with '_', which is reserved for assay's own columns "
+                "(_batch_id, _source_line, ...)",
+                f"name it {name.lstrip('_') or 'something_readable'!r} and keep the source's name as "
+                f"physicalName: {name}",
+            )
+            return None
         logical = p.get("logicalType", "string")
         if logical not in LOGICAL_TYPES:
             self.problem(

@@ -151,6 +151,12 @@ BROKEN = [
         ["order_id", "twice"],
     ),
     (
+        "column name reserved for assay's own columns",
+        [("      - name: customer_id", "      - name: _customer_id")],
+        ("- name: _customer_id", None),
+        ["_customer_id", "reserved", "physicalName"],
+    ),
+    (
         "validValues not a list",
         [("arguments: {validValues: [EUR, USD, GBP, CHF]}", "arguments: {validValues: EUR}")],
         ("validValues: EUR", None),
