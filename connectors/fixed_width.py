@@ -13,30 +13,44 @@ batch id, the business date and the control figures, reconciled by :mod:`connect
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
 
-from connectors.controls import manifest_figures, reconcile, scope
+from connectors._fixed_chunks import (
+    DEFAULT_CHUNK_BYTES,
+    RECORD,
+    REPLACEMENT,
+    UNDECLARED,
+    FileFacts,
+    bom,
+    lines_of,
+    record_chunks,
+)
+from connectors.controls import ControlTally, manifest_figures
 from connectors.manifest import ControlProblem, Controls, Extraction, Manifest, file_checksum
 from connectors.zoned import UNITS, implied_decimal_text, signed_digits, units
 from schemas.contract import FixedWidthSource
 from schemas.controls import Span
-from schemas.layout import FieldLayout, HeaderValue
+from schemas.layout import FieldLayout
 
-REPLACEMENT = "\ufffd"
-UNDECLARED = "undeclared"
 PADDING = "padding"
-RECORD = "_rec"
+ORIGIN = {"_source_line": pl.Int64, "_source_offset": pl.Int64, "_record_error": pl.String}
+__all__ = ["REPLACEMENT", "FixedWidthFile", "read_fixed_width", "split_lines"]
 ABA_WEIGHTS = (3, 7, 1, 3, 7, 1, 3, 7, 1)
 
 
 def read_fixed_width(
-    path: Path, source: FixedWidthSource, columns: list[str], *, today: date | None = None
+    path: Path,
+    source: FixedWidthSource,
+    columns: list[str],
+    *,
+    today: date | None = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> Extraction:
-    """Read one delivered file into raw detail records and its manifest.
+    """Read one delivered file into raw detail records and its manifest (the whole file in memory).
 
     Parameters
     ----------
@@ -48,85 +62,110 @@ def read_fixed_width(
         Contract column names; each has a field in the detail layout.
     today
         The day the business date window is measured from (default: the local date).
+    chunk_bytes
+        About how many bytes are read at a time (the result does not depend on it).
     """
-    checksum, size = file_checksum(path)
-    frame = _records(path.read_bytes(), source)
-    physical = frame.height
-    frame = _classify(frame, source)
-    records = frame.filter(pl.col("_role") != PADDING)
-    rows = records.filter(pl.col("_role").is_in(["detail", UNDECLARED]))
-    out = rows.select(
-        [_column(name, source).alias(name) for name in columns]
-        + [
-            pl.col("_source_line").cast(pl.Int64),
-            pl.col("_source_offset").cast(pl.Int64),
-            _record_error(source).alias("_record_error"),
-        ]
-    )
-    problems = _structure(records, source, path.name)
-    control_problems, figures = reconcile(
-        records,
-        source.controls,
-        source=path.name,
-        text=_slice,
-        column_units=lambda name: _column_units(name, source),
-        physical_records=physical,
-    )
-    batch_id, business_date, header_problems = _header_facts(records, source, path, today or date.today())
-    count = next((f for f in figures if f.kind == "count" and _counts_details(f.of, source)), None)
-    total = next((f for f in figures if f.kind == "sum"), None)
-    controls = Controls(
-        declared_count=int(count.declared) if count and count.declared is not None else None,
-        actual_count=int(count.actual) if count and count.actual is not None else None,
-        declared_total=total.declared if total else None,
-        actual_total=total.actual if total else None,
-        problems=(*header_problems, *problems, *control_problems),
-        figures=manifest_figures(figures),
-    )
-    manifest = Manifest(
-        source=path.name,
-        checksum=checksum,
-        size=size,
-        batch_id=batch_id,
-        business_date=business_date,
-        rows_read=out.height,
-        controls=controls,
-    )
-    return Extraction(records=out, manifest=manifest)
+    return FixedWidthFile(path, source, columns, today=today, chunk_bytes=chunk_bytes).read()
 
 
-def _single_byte(encoding: str) -> bool:
-    return len("é".encode(encoding, errors="replace")) == 1
+class FixedWidthFile:
+    """One delivered fixed-width file, read in chunks of whole records (:mod:`connectors._fixed_chunks`).
 
+    :meth:`survey` reads it once for the manifest: control records reconciled over the whole file,
+    structure, header facts, and (through ``each``) the detail records' key fields; :meth:`records` then
+    yields each chunk's detail records. Memory holds a chunk, never the file.
+    """
 
-def _records(raw: bytes, source: FixedWidthSource) -> pl.DataFrame:
-    """One row per record: its text, 1-based number and exact byte offset, whether bytes were undecodable."""
-    start = _bom(raw, source.encoding)
-    text = raw[start:].decode(source.encoding, errors="replace")
-    length = source.record_length
-    body = text.rstrip("\r\n")  # a line break after the last record only ends the file
-    by_lines = source.line_breaks == "yes" or (
-        source.line_breaks == "auto" and ("\n" in body or length is None or len(body) <= length)
-    )
-    if by_lines:
-        frame = split_lines(raw, source.encoding)
-    else:
-        assert length is not None
-        pieces = pl.Series(RECORD, [body], dtype=pl.String).str.extract_all(f"(?s).{{1,{length}}}").explode()
-        frame = pl.DataFrame({RECORD: pieces.drop_nulls()})
-        sizes = (
-            frame.get_column(RECORD).str.len_chars()
-            if _single_byte(source.encoding)
-            else frame.get_column(RECORD).str.len_bytes()
-        ).cast(pl.Int64)
-        frame = frame.with_columns(_source_offset=sizes.cum_sum().shift(1, fill_value=0) + start)
-    return frame.with_row_index("_source_line", offset=1).with_columns(
-        _undecodable=pl.col(RECORD).str.contains(REPLACEMENT, literal=True), _cut=pl.lit(not by_lines)
-    )
+    def __init__(
+        self,
+        path: Path,
+        source: FixedWidthSource,
+        columns: Sequence[str],
+        *,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        checksum: str | None = None,
+        today: date | None = None,
+    ) -> None:
+        self.path, self.source, self.columns = path, source, list(columns)
+        self.chunk_bytes, self.checksum, self.today = chunk_bytes, checksum, today
 
+    def survey(
+        self, keep: Sequence[str] = (), each: Callable[[pl.DataFrame], object] | None = None
+    ) -> Manifest:
+        """Pass 1: the manifest; ``each`` gets each chunk's detail records as ``_source_line`` + ``keep``."""
+        source, name = self.source, self.path.name
+        facts = FileFacts(source, name)
+        controls = ControlTally(
+            source.controls,
+            source=name,
+            text=_slice,
+            column_units=lambda column: _column_units(column, source),
+        )
+        physical = rows = 0
+        for chunk in record_chunks(self.path, source, self.chunk_bytes):
+            physical += chunk.height
+            records = _classify(chunk, source).filter(pl.col("_role") != PADDING)
+            facts.add(records)
+            controls.add(records)
+            details = records.filter(pl.col("_role").is_in(["detail", UNDECLARED]))
+            rows += details.height
+            if each is not None:
+                lines = pl.col("_source_line").cast(pl.Int64)
+                each(details.select(lines, *[_column(n, source).alias(n) for n in keep]))
+        control_problems, figures = controls.finish(physical)
+        batch_id, business_date, header_problems = _header_facts(facts, source, self.path, self.today)
+        count = next((f for f in figures if f.kind == "count" and _counts_details(f.of, source)), None)
+        total = next((f for f in figures if f.kind == "sum"), None)
+        controls_found = Controls(
+            declared_count=int(count.declared) if count and count.declared is not None else None,
+            actual_count=int(count.actual) if count and count.actual is not None else None,
+            declared_total=total.declared if total else None,
+            actual_total=total.actual if total else None,
+            problems=(*header_problems, *facts.problems(), *control_problems),
+            figures=manifest_figures(figures),
+        )
+        if self.checksum:
+            checksum, size = self.checksum, self.path.stat().st_size
+        else:
+            checksum, size = file_checksum(self.path)
+        return Manifest(
+            source=name,
+            checksum=checksum,
+            size=size,
+            batch_id=batch_id,
+            business_date=business_date,
+            rows_read=rows,
+            controls=controls_found,
+        )
 
-def _bom(raw: bytes, encoding: str) -> int:
-    return 3 if raw.startswith(b"\xef\xbb\xbf") and not _single_byte(encoding) else 0
+    def records(self) -> Iterator[pl.DataFrame]:
+        """Pass 2: each chunk's detail records, as :func:`read_fixed_width` returns them (at least one frame)."""
+        empty = True
+        for chunk in record_chunks(self.path, self.source, self.chunk_bytes):
+            records = _classify(chunk, self.source)
+            details = records.filter(pl.col("_role").is_in(["detail", UNDECLARED]))
+            if details.height:
+                empty = False
+                yield details.select(
+                    [_column(name, self.source).alias(name) for name in self.columns]
+                    + [
+                        pl.col("_source_line").cast(pl.Int64),
+                        pl.col("_source_offset").cast(pl.Int64),
+                        _record_error(self.source).alias("_record_error"),
+                    ]
+                )
+        if empty:
+            yield self.empty()
+
+    def empty(self) -> pl.DataFrame:
+        """No records, with the columns and types every chunk of records has."""
+        return pl.DataFrame(schema={**{name: pl.String for name in self.columns}, **ORIGIN})
+
+    def read(self) -> Extraction:
+        """Both passes, for a file that fits in memory: all detail records and the manifest."""
+        manifest = self.survey()
+        frames = list(self.records())
+        return Extraction(records=pl.concat(frames) if len(frames) > 1 else frames[0], manifest=manifest)
 
 
 def split_lines(raw: bytes, encoding: str) -> pl.DataFrame:
@@ -135,19 +174,8 @@ def split_lines(raw: bytes, encoding: str) -> pl.DataFrame:
     Undecodable bytes become U+FFFD; offsets come from the raw bytes, so they stay exact past a BOM or
     such bytes. A line break after the last line ends the file and makes no empty line.
     """
-    start = _bom(raw, encoding)
-    lines = raw[start:].decode(encoding, errors="replace").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    frame = pl.DataFrame({RECORD: lines}, schema={RECORD: pl.String})
-    if _single_byte(encoding):
-        sizes = frame.get_column(RECORD).str.len_chars().cast(pl.Int64)
-    else:
-        sizes = pl.Series(raw[start:].split(b"\n")[: frame.height], dtype=pl.Binary).bin.size().cast(pl.Int64)
-    return frame.with_columns(
-        _source_offset=(sizes + 1).cum_sum().shift(1, fill_value=0) + start,
-        **{RECORD: pl.col(RECORD).str.strip_suffix("\r")},
-    )
+    start = bom(raw, encoding)
+    return lines_of(raw[start:].decode(encoding, errors="replace"), raw[start:], start, encoding)
 
 
 def _classify(frame: pl.DataFrame, source: FixedWidthSource) -> pl.DataFrame:
@@ -268,84 +296,20 @@ def _record_error(source: FixedWidthSource) -> pl.Expr:
     return error.otherwise(pl.lit(None, pl.String))
 
 
-def _structure(records: pl.DataFrame, source: FixedWidthSource, name: str) -> list[ControlProblem]:
-    """File header first, file trailer last, no record outside a batch, no header/control of a wrong length."""
-    problems: list[ControlProblem] = []
-    if records.height == 0:
-        return [ControlProblem("structure", f"{name}: the file is empty. Fix: ask the source to re-send it.")]
-    roles = dict(source.records)
-    code_of = {role: code for code, role in source.records}
-    first, last = records.row(0, named=True), records.row(records.height - 1, named=True)
-    if "file_header" in code_of and first["_role"] != "file_header":
-        problems.append(
-            ControlProblem(
-                "structure",
-                f"{name} line {first['_source_line']}: no file header (record type '{code_of['file_header']}'); "
-                f"the file starts with record type '{first['_kind']}'. Fix: the file is incomplete; ask the source "
-                "to re-send it.",
-                line=int(first["_source_line"]),
-            )
-        )
-    if "file_trailer" in code_of and last["_role"] != "file_trailer":
-        problems.append(
-            ControlProblem(
-                "structure",
-                f"{name} line {last['_source_line']}: no file trailer (record type '{code_of['file_trailer']}') "
-                "at the end; the file is truncated. Fix: wait for the complete file or ask the source to re-send it.",
-                line=int(last["_source_line"]),
-            )
-        )
-    if "batch_header" in code_of and "batch_trailer" in code_of:
-        inside, _ = scope(pl.col("_kind"), code_of["batch_header"], code_of["batch_trailer"])
-        stray = records.filter(pl.col("_role").is_in(["detail", "other"]) & ~inside).get_column(
-            "_source_line"
-        )
-        if stray.len():
-            problems.append(
-                ControlProblem(
-                    "structure",
-                    f"{name} line {stray[0]}: {stray.len()} record(s) outside any batch (no batch header "
-                    f"'{code_of['batch_header']}' before them). Fix: the records are out of order; ask the source "
-                    "to re-send the file.",
-                    line=int(stray[0]),
-                )
-            )
-    bad = records.filter(~pl.col("_fits") & ~pl.col("_role").is_in(["detail", UNDECLARED]))
-    for row in bad.head(5).iter_rows(named=True):
-        problems.append(
-            ControlProblem(
-                "structure",
-                f"{name} line {row['_source_line']}: {roles.get(row['_kind'], 'record')} record is not "
-                f"{source.record_length} characters long. Fix: the file was cut or altered; ask the source to "
-                "re-send it.",
-                line=int(row["_source_line"]),
-            )
-        )
-    return problems
-
-
-def _header_value(records: pl.DataFrame, hv: HeaderValue) -> tuple[str | None, int | None]:
-    rows = records.filter(pl.col("_kind") == hv.record).head(1)
-    if rows.height == 0:
-        return None, None
-    value = rows.select(_slice(hv.at).str.strip_chars(" ")).item()
-    return value, int(rows.get_column("_source_line")[0])
-
-
 def _header_facts(
-    records: pl.DataFrame, source: FixedWidthSource, path: Path, today: date
+    facts: FileFacts, source: FixedWidthSource, path: Path, today: date | None
 ) -> tuple[str, date | None, list[ControlProblem]]:
     """Batch id and business date from the header; the business date must lie in the expected window."""
     problems: list[ControlProblem] = []
     batch_id = path.stem
     if source.batch_id is not None:
-        value, _ = _header_value(records, source.batch_id)
+        value, _ = facts.header_value(source.batch_id)
         batch_id = value or batch_id
     business_date: date | None = None
     hv = source.business_date
     if hv is None:
         return batch_id, business_date, problems
-    value, line = _header_value(records, hv)
+    value, line = facts.header_value(hv)
     if value is None:
         return batch_id, business_date, problems  # the missing header is reported by _structure
     try:
@@ -361,6 +325,7 @@ def _header_facts(
         )
         return batch_id, business_date, problems
     window = source.business_date_window_days
+    today = today or date.today()
     if window is not None and abs((business_date - today).days) > window:
         problems.append(
             ControlProblem(

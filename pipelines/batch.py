@@ -279,12 +279,12 @@ def process(
 ) -> BatchOutcome:
     """Validate, quarantine, check and publish one landed delivery; never raises for bad data.
 
-    A delimited file goes through :func:`pipelines.chunked.process_in_chunks`, read chunk by chunk
-    (of about ``chunk_bytes``), so memory stays flat however large it is.
+    A delimited or fixed-width file goes through :func:`pipelines.chunked.process_in_chunks`, read chunk
+    by chunk (of about ``chunk_bytes``), so memory stays flat however large it is.
     """
     contract = compiled.contract
     checkpoint("landed")
-    if isinstance(contract.source, DelimitedSource):
+    if isinstance(contract.source, DelimitedSource | FixedWidthSource):
         from pipelines.chunked import DEFAULT_CHUNK_BYTES, process_in_chunks  # it builds on this module
 
         return process_in_chunks(

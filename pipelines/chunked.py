@@ -1,7 +1,8 @@
-"""One delimited batch, however large, from landed file to certified version in flat memory.
+"""One delimited or fixed-width batch, however large, from landed file to certified version in flat memory.
 
-:func:`pipelines.batch.process` hands delimited files here. The landed file is read twice, chunk by
-chunk, and never held whole:
+:func:`pipelines.batch.process` hands delimited and fixed-width files here (their readers,
+:class:`~connectors.delimited.DelimitedFile` and :class:`~connectors.fixed_width.FixedWidthFile`, offer
+the same two passes). The landed file is read twice, chunk by chunk, and never held whole:
 
 1. **Survey**: only the fields the controls and the ``unique`` rules need. Control figures (count,
    exact amount total, unreadable amounts) and the keys duplicated anywhere in the batch come out of
@@ -21,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from connectors.delimited import DEFAULT_CHUNK_BYTES, DelimitedFile
+from connectors.fixed_width import FixedWidthFile
 from connectors.manifest import Manifest
 from connectors.read_ahead import read_ahead
 from governance.catalog import BatchRecord, Catalog
@@ -38,7 +40,7 @@ from pipelines.batch import (
 )
 from schemas import CompiledContract, TextFormat, validate
 from schemas.chunked import DuplicateKeys, ValidationTally
-from schemas.contract import DelimitedSource
+from schemas.contract import DelimitedSource, FixedWidthSource
 
 
 def process_in_chunks(
@@ -51,22 +53,26 @@ def process_in_chunks(
     checkpoint: Checkpoint,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> BatchOutcome:
-    """Survey, validate, quarantine, check and publish one landed delimited file (see the module docstring).
+    """Survey, validate, quarantine, check and publish one landed delimited or fixed-width file (see above).
 
     The landed file is named by its checksum (verified when it was landed, and read-only since), so the
     manifest takes it from there rather than hashing the file again.
     """
     contract = compiled.contract
     source = contract.source
-    assert isinstance(source, DelimitedSource)
     fmt = TextFormat.of(contract)
-    reader = DelimitedFile(
-        landed.path,
-        source,
-        [c.name for c in contract.columns],
-        chunk_bytes=chunk_bytes,
-        checksum=landed.checksum,
-    )
+    columns = [c.name for c in contract.columns]
+    reader: DelimitedFile | FixedWidthFile
+    if isinstance(source, DelimitedSource):
+        reader = DelimitedFile(
+            landed.path, source, columns, chunk_bytes=chunk_bytes, checksum=landed.checksum
+        )
+    elif isinstance(source, FixedWidthSource):
+        reader = FixedWidthFile(
+            landed.path, source, columns, chunk_bytes=chunk_bytes, checksum=landed.checksum
+        )
+    else:
+        raise TypeError(f"{contract.id}: {type(source).__name__} files are not read chunk by chunk")
     keys = DuplicateKeys(compiled, fmt)
     m = reader.survey(keep=keys.names, each=keys.add)
     begun = begin_batch(catalog, contract, m, landed, run_id=run_id, checkpoint=checkpoint)

@@ -13,9 +13,11 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from connectors import Extraction, read_fixed_width
 from connectors.controls import reconcile
+from connectors.fixed_width import FixedWidthFile
 from schemas import Contract, ContractError, TextFormat, compile_contract, validate
 from schemas.contract import FixedWidthSource
 from schemas.controls import ControlRecord, Figure, Span
@@ -329,6 +331,74 @@ def test_layout_mistakes_are_reported_with_line_and_fix(make_contract, change: d
     text = str(info.value)
     assert complaint in text and "Fix:" in text
     assert all(line.split(":")[1].isdigit() for line in info.value.lines())
+
+
+# --- read in chunks: what reading the file whole gives ---------------------------------------------------
+
+WHOLE = 1 << 30  # one chunk
+
+
+def _same_in_chunks(contract: Contract, path: Path, sizes: Any, **kwargs: Any) -> Extraction:
+    """Read ``path`` whole and in chunks of each size: identical records, manifest and quarantine."""
+    whole = read(contract, path, chunk_bytes=WHOLE, **kwargs)
+    compiled, fmt = compile_contract(contract), TextFormat.of(contract)
+    quarantine = validate(compiled, whole.records, fmt).quarantine
+    for size in sizes:
+        chunked = read(contract, path, chunk_bytes=size, **kwargs)
+        assert_frame_equal(chunked.records, whole.records)
+        assert chunked.manifest == whole.manifest
+        assert_frame_equal(validate(compiled, chunked.records, fmt).quarantine, quarantine)
+        assert isinstance(contract.source, FixedWidthSource)
+        reader = FixedWidthFile(
+            path, contract.source, [c.name for c in contract.columns], chunk_bytes=size, **kwargs
+        )
+        keys: list[pl.DataFrame] = []
+        assert reader.survey(keep=["entry_id"], each=keys.append) == whole.manifest
+        assert (
+            pl.concat(keys).get_column("entry_id").to_list() == whole.records.get_column("entry_id").to_list()
+        )
+    return whole
+
+
+def test_a_file_read_in_tiny_chunks_gives_the_rows_reasons_and_controls_read_whole(
+    make_contract, tmp_path: Path
+) -> None:
+    today = date(2024, 1, 16)
+    lines = ledger_file(tmp_path)
+    whole = _same_in_chunks(ledger(make_contract), lines, (1, 29, 31, 97), today=today)
+    assert whole.manifest.controls.problems == () and whole.records.height == 4
+    # No line breaks: records cut every 30 characters, across chunk ends; CR/LF ending the file is no record.
+    flat = tmp_path / "flat.dat"
+    flat.write_bytes(lines.read_bytes().replace(b"\r\n", b"") + b"\r\n\r\n")
+    cut = _same_in_chunks(ledger(make_contract, lineBreaks="no"), flat, (7, 30, 31, 299), today=today)
+    assert cut.manifest.controls.problems == ()
+    assert_frame_equal(
+        cut.records.drop("_source_line", "_source_offset"),
+        whole.records.drop("_source_line", "_source_offset"),
+    )
+    # Controls that fail, and a truncated file, fail the same way in chunks: nothing is reconciled per chunk.
+    (tmp_path / "wrong").mkdir()
+    wrong = ledger_file(tmp_path / "wrong", second_total="0000007001")
+    problems = _same_in_chunks(ledger(make_contract), wrong, (13, 64), today=today).manifest.controls.problems
+    assert [(p.check, p.line, p.expected, p.actual) for p in problems] == [("controls", 9, "70.01", "70.00")]
+    (tmp_path / "cut").mkdir()
+    truncated = ledger_file(tmp_path / "cut", trailer=False)
+    assert _same_in_chunks(ledger(make_contract), truncated, (5,), today=today).manifest.controls.problems
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.binary(max_size=300), size=st.integers(1, 64))
+def test_any_bytes_read_in_chunks_give_what_one_read_gives(
+    fuzz_contracts: list[Contract], data: bytes, size: int
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzz.dat"
+        path.write_bytes(data)
+        for contract in fuzz_contracts:
+            whole = read(contract, path, chunk_bytes=WHOLE)
+            chunked = read(contract, path, chunk_bytes=size)
+            assert_frame_equal(chunked.records, whole.records)
+            assert chunked.manifest == whole.manifest
 
 
 # --- any bytes: rows or reasons, never a crash ------------------------------------------------------

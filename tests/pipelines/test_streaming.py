@@ -260,3 +260,148 @@ def test_a_failure_while_streaming_raises_itself_and_leaves_no_commit(
     assert not DeltaTable.is_deltatable(str(store.table_path(CONTRACT.id)))
     folder = store.quarantine / CONTRACT.id
     assert not folder.exists() or not any(folder.iterdir()), "no partial quarantine file"
+
+
+# --- fixed width: the same two passes, chunk by chunk ---------------------------------------------------
+
+LEDGER = {
+    "apiVersion": "v3.1.0",
+    "kind": "DataContract",
+    "id": "bank.ledger",
+    "name": "ledger",
+    "domain": "bank",
+    "version": "1.0.0",
+    "status": "active",
+    "team": {
+        "name": "payments",
+        "members": [
+            {"username": "treasury@example.com", "role": "businessOwner"},
+            {"username": "team:payments-ops", "role": "operationsOwner"},
+        ],
+    },
+    "schema": [
+        {
+            "name": "ledger",
+            "physicalType": "file",
+            "properties": [
+                {"name": "entry_id", "logicalType": "string", "required": True, "primaryKey": True},
+                {"name": "name", "logicalType": "string"},
+                {"name": "amount", "logicalType": "number", "physicalType": "decimal(11,2)", "required": True},
+            ],
+        }
+    ],
+    "customProperties": [
+        {
+            "property": "source",
+            "value": {
+                "kind": "fixed_width",
+                "path": "drop",
+                "encoding": "cp1252",
+                "recordLength": 30,
+                "recordType": {"start": 1, "width": 1},
+                "records": {"H": "file_header", "D": "detail", "T": "file_trailer"},
+                "layout": [
+                    {"name": "entry_id", "start": 2, "width": 5},
+                    {"name": "name", "start": 7, "width": 10},
+                    {"name": "amount", "start": 17, "picture": "S9(5)V99"},
+                ],
+                "batchId": {"record": "H", "start": 10, "width": 9},
+                "controls": [
+                    {
+                        "level": "file",
+                        "record": "T",
+                        "figures": [
+                            {"name": "entries", "start": 2, "width": 4, "count": ["D"]},
+                            {"name": "total", "start": 6, "width": 10, "scale": 2,
+                             "sum": {"of": "D", "column": "amount"}},
+                        ],
+                    }
+                ],
+            },
+        },
+        {"property": "quarantine", "value": {"maxRatio": 0.5}},
+    ],
+}  # fmt: skip
+
+
+def ledger_batch(tmp_path: Path, *, total: str = "0000001209") -> tuple[Path, Any]:
+    """40 entries of 0.31 (entry 7 repeats entry 2's id, entry 11 has no id, entry 23 an unknown record
+    type Z) and a trailer counting the 39 detail records and their total."""
+    import yaml
+
+    contract_path = tmp_path / "bank.ledger.yaml"
+    contract_path.write_text(yaml.safe_dump(LEDGER, sort_keys=False), "utf-8")
+    records = ["H20261101LEDGER001"]
+    for i in range(1, 41):
+        kind = "Z" if i == 23 else "D"
+        entry_id = "     " if i == 11 else f"{2 if i == 7 else i:05d}"
+        records.append(f"{kind}{entry_id}{'Müller':<10}000003A")  # 0.31, overpunched
+    records.append(f"T0039{total}")
+    path = tmp_path / "ledger_20261101.dat"
+    path.write_bytes(("\r\n".join(r.ljust(30) for r in records) + "\r\n").encode("cp1252"))
+    return path, compile_contract(load_contract(contract_path))
+
+
+def run_compiled(tmp_path: Path, path: Path, compiled: Any, chunk_bytes: int, name: str) -> dict[str, Any]:
+    contract = compiled.contract
+    store = Store(home=tmp_path / name, catalog_url=f"sqlite:///{tmp_path / name}.db")
+    catalog = Catalog(store.engine())
+    catalog.register_dataset(
+        contract.id,
+        contract_version=contract.version,
+        contract_checksum=contract.checksum,
+        business_owner=contract.business_owner,
+        operations_owner=contract.operations_owner,
+    )
+    landed = land_file(store, contract, path)
+    outcome = process(
+        store, catalog, compiled, landed, run_id="test-fixed", checkpoint=no_fault, chunk_bytes=chunk_bytes
+    )
+    state = catalog.dataset(contract.id)
+    table_path = str(store.table_path(contract.id))
+    folder = store.quarantine / contract.id
+    return {
+        "summary": outcome.summary(),
+        "manifest": outcome.manifest,
+        "checks": [(c.name, c.passed, c.blocking, c.description, c.metadata) for c in outcome.checks],
+        "table": pl.read_delta(table_path, version=state.certified_version).sort("_source_line")
+        if state is not None and state.certified_version is not None
+        else None,
+        "committed": DeltaTable.is_deltatable(table_path),
+        "quarantine": read_quarantine(folder) if folder.exists() and any(folder.iterdir()) else None,
+    }
+
+
+def test_a_fixed_width_batch_in_tiny_chunks_publishes_and_quarantines_what_one_chunk_does(
+    tmp_path: Path,
+) -> None:
+    path, compiled = ledger_batch(tmp_path)
+    one = run_compiled(tmp_path, path, compiled, ONE_CHUNK, "one")
+    assert one["summary"]["outcome"] == "certified", one["summary"]["reasons"]
+    assert (one["summary"]["rows_read"], one["summary"]["rows_published"]) == (40, 36)
+    reasons = {
+        line: sorted((r["column"], r["check"]) for r in rs)
+        for line, rs in one["quarantine"].select("_source_line", "reasons").iter_rows()
+    }
+    assert reasons == {
+        3: [("entry_id", "unique")],
+        8: [("entry_id", "unique")],
+        12: [("entry_id", "not_null")],
+        24: [("_record", "record_type")],
+    }
+    assert one["table"].get_column("amount").sum() == Decimal("11.16")  # 36 x 0.31
+    for size in (1, 45, 64, 301):  # one record per chunk, and cuts all over the records
+        many = run_compiled(tmp_path, path, compiled, size, f"chunks-{size}")
+        assert many["summary"] == one["summary"] and many["manifest"] == one["manifest"]
+        assert many["checks"] == one["checks"]
+        assert_frame_equal(many["table"], one["table"])
+        assert_frame_equal(many["quarantine"], one["quarantine"])
+
+
+def test_a_fixed_width_batch_whose_controls_fail_writes_nothing(tmp_path: Path) -> None:
+    path, compiled = ledger_batch(tmp_path, total="0000001210")  # one cent off
+    result = run_compiled(tmp_path, path, compiled, 64, "unreconciled")
+    assert result["summary"]["outcome"] == "rejected"
+    [reason] = result["summary"]["reasons"]
+    assert "expected 12.10 (declared), found 12.09" in reason["message"] and "line 42" in reason["message"]
+    assert not result["committed"] and result["quarantine"] is None
