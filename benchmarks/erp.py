@@ -16,6 +16,11 @@ cp1252 twin. Then measures, each in its own process (its peak RSS from ``wait4``
 
     .venv/bin/python benchmarks/erp.py [--rows 5000000] [--workdir DIR] [--compare-python PY]
     .venv/bin/python benchmarks/erp.py --large            # a >= 2.5 GB file: the pipeline's peak RSS
+    .venv/bin/python benchmarks/erp.py --fixed-width      # also the batch as a fixed-width export
+
+``--fixed-width`` adds the same records as a fixed-width file (``benchmarks/erp_fixed_width.py``: implied
+decimals, overpunched signs, header and trailer control records): polars slicing it (its own baseline)
+and assay's full pipeline on it, side by side with the delimited runs.
 
 pandas, pandera's pandas backend and Great Expectations are not assay dependencies: ``--compare-python``
 names an interpreter that has them (see docs/performance.md); without one they are reported as not
@@ -34,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import erp_fixed_width
 
 CONTRACT = """\
 apiVersion: v3.1.0
@@ -252,7 +259,7 @@ def measure_polars(path: Path, workdir: Path) -> dict[str, Any]:
     return {"seconds": seconds, "rows": rows, "note": "every field as text; no types, no checks"}
 
 
-def measure_assay(path: Path, workdir: Path, encoding: str) -> dict[str, Any]:
+def measure_assay(path: Path, workdir: Path, encoding: str, fixed_width: bool = False) -> dict[str, Any]:
     from governance.catalog import Catalog
     from governance.store import Store
     from pipelines.batch import land_file, process
@@ -260,7 +267,10 @@ def measure_assay(path: Path, workdir: Path, encoding: str) -> dict[str, Any]:
 
     home = Path(tempfile.mkdtemp(prefix="assay-", dir=workdir))
     contract_path = home / "bench.erp_orders.yaml"
-    contract_path.write_text(CONTRACT.replace("ENCODING", encoding), "utf-8")
+    text = CONTRACT.replace("ENCODING", encoding)
+    if fixed_width:
+        text = text[: text.index("\ncustomProperties:") + 1] + erp_fixed_width.source_yaml()
+    contract_path.write_text(text, "utf-8")
     contract = load_contract(contract_path)
     compiled = compile_contract(contract)
     store = Store(home=home, catalog_url=f"sqlite:///{home / 'catalog.db'}")
@@ -427,9 +437,30 @@ def measure_gx(path: Path, workdir: Path) -> dict[str, Any]:
     return {"seconds": seconds, "rows": len(raw), "note": f"{int(failed.sum())} failing rows"}
 
 
+def measure_polars_fixed(path: Path, workdir: Path) -> dict[str, Any]:
+    """polars has no fixed-width reader: every record as one text column, each field a ``str.slice``."""
+    import polars as pl
+
+    out = workdir / "polars_fixed_baseline.parquet"
+    fields, start = [], 2
+    for name, width, _ in erp_fixed_width.FIELDS:
+        fields.append(pl.col("record").str.slice(start - 1, width).alias(name))
+        start += width
+    started = time.perf_counter()
+    records = pl.scan_csv(
+        path, has_header=False, separator="\x1f", quote_char=None, schema={"record": pl.String}
+    )
+    records.select(pl.col("record").str.slice(0, 1).alias("kind"), *fields).sink_parquet(out)
+    seconds = time.perf_counter() - started
+    rows = pl.scan_parquet(out).select(pl.len()).collect().item()
+    return {"seconds": seconds, "rows": rows, "note": "every field sliced as text; no types, no checks"}
+
+
 MEASURES = {
     "polars": lambda path, workdir: measure_polars(path, workdir),
     "assay": lambda path, workdir: measure_assay(path, workdir, "utf-8"),
+    "polars-fixed": measure_polars_fixed,
+    "assay-fixed": lambda path, workdir: measure_assay(path, workdir, "utf-8", fixed_width=True),
     "assay-cp1252": lambda path, workdir: measure_assay(path, workdir, "cp1252"),
     "pandera": measure_pandera,
     "gx": measure_gx,
@@ -471,10 +502,16 @@ def run_measure(name: str, path: Path, workdir: Path, python: str) -> dict[str, 
 
 
 def table(results: list[dict[str, Any]], baseline: float | None) -> str:
+    """The results as a Markdown table; fixed-width runs are compared with polars on the fixed-width file."""
+    fixed_baseline = next(
+        (r["seconds"] for r in results if r["name"] == "polars-fixed" and "seconds" in r), None
+    )
     labels = {
         "polars": "polars scan_csv -> sink_parquet (baseline)",
         "assay": "assay full pipeline, UTF-8",
         "assay-cp1252": "assay full pipeline, cp1252",
+        "polars-fixed": "polars fixed width: scan + str.slice -> sink",
+        "assay-fixed": "assay full pipeline, fixed width",
         "pandera": "pandera on pandas, same rules",
         "gx": "Great Expectations, same rules",
     }
@@ -490,7 +527,8 @@ def table(results: list[dict[str, Any]], baseline: float | None) -> str:
         if r.get("failed") is not None:
             lines.append(f"| {label:<44} | {'failed':>8} | {'':>10} | {'':>10} | {'':>11} |")
             continue
-        ratio = f"{r['seconds'] / baseline:.2f}" if baseline else "-"
+        base = fixed_baseline if r["name"].endswith("-fixed") else baseline
+        ratio = f"{r['seconds'] / base:.2f}" if base else "-"
         lines.append(
             f"| {label:<44} | {r['seconds']:>8.2f} | {r['rows'] / r['seconds']:>10,.0f} | {ratio:>10} "
             f"| {r['peak_rss_mb']:>11,.0f} |"
@@ -509,6 +547,11 @@ def main() -> None:
     parser.add_argument("--compare-python", default=sys.executable, help="interpreter with pandas/pandera/GX")
     parser.add_argument("--large", action="store_true", help="a >= 2.5 GB file: the pipeline's peak RSS")
     parser.add_argument("--only", help="comma-separated measures to run (default: all)")
+    parser.add_argument(
+        "--fixed-width",
+        action="store_true",
+        help="also the same batch as a fixed-width export (implied decimals, overpunch), side by side",
+    )
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -521,25 +564,36 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     rows = 13_500_000 if args.large and args.rows == 5_000_000 else args.rows
     names = ["polars", "assay"] if args.large else ["polars", "assay", "pandera", "gx", "assay-cp1252"]
+    if args.fixed_width:
+        names += ["polars-fixed", "assay-fixed"]
     if args.only:
         names = [n for n in names if n in args.only.split(",")]
     utf8, cp1252 = batch_files(workdir, rows, twin="assay-cp1252" in names)
     print(
         f"batch: {rows:,} detail records x {COLUMNS} fields, {utf8.stat().st_size / 1e9:.2f} GB UTF-8 ({workdir})"
     )
+    fixed = workdir / f"erp_orders_{rows}.dat"
+    if args.fixed_width and not fixed.exists():
+        started = time.perf_counter()
+        erp_fixed_width.generate(fixed, rows)
+        print(f"generated {fixed} in {time.perf_counter() - started:.0f} s")
+    if args.fixed_width:
+        print(f"fixed width: the same records, {fixed.stat().st_size / 1e9:.2f} GB ({fixed.name})")
+    print(f"load average before: {os.getloadavg()[0]:.1f} (2 cores, shared)")
     results = []
     for name in names:
         python = args.compare_python if name in NEEDS else sys.executable
-        path = cp1252 if name == "assay-cp1252" else utf8
+        path = cp1252 if name == "assay-cp1252" else fixed if name.endswith("-fixed") else utf8
         results.append(run_measure(name, path, workdir, python))
-        print(f"  {name}: done", flush=True)
+        results[-1]["load"] = os.getloadavg()[0]
+        print(f"  {name}: done (load average {results[-1]['load']:.1f})", flush=True)
     baseline = next((r["seconds"] for r in results if r["name"] == "polars" and "seconds" in r), None)
     print()
     print(table(results, baseline))
     print()
     for r in results:
         if r.get("note"):
-            print(f"{r['name']}: {r['note']}")
+            print(f"{r['name']}: {r['note']} (load average {r['load']:.1f} when it ended)")
     utf8_run = next((r for r in results if r["name"] == "assay" and "seconds" in r), None)
     cp_run = next((r for r in results if r["name"] == "assay-cp1252" and "seconds" in r), None)
     if utf8_run and cp_run:
