@@ -26,7 +26,8 @@ A read sees only the policy view of the dataset's certified Delta version::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +37,7 @@ import polars as pl
 
 from governance import audit, policy_log, quota
 from governance.catalog import Catalog, DatasetState
-from governance.errors import AccessDenied, AuthenticationError, GovernanceError, PolicyError
+from governance.errors import AccessDenied, AuditError, AuthenticationError, GovernanceError, PolicyError
 from governance.identity import AGENT_NAME, Agent, authenticate, current
 from governance.masks import ColumnPlan
 from governance.policy import DEFAULT_POLICY_DIR, Grant, load_policy
@@ -203,9 +204,10 @@ class Client:
     def datasets(self) -> list[dict[str, Any]]:
         """The certified datasets this agent's policy grants, newest facts from the catalog."""
         try:
-            self._refresh()
-            grant = self._grant()
-            self._quota_gate(reading=False)
+            with _guarded():
+                self._refresh()
+                grant = self._grant()
+                self._quota_gate(reading=False)
         except Denied as denied:
             raise self._deny("datasets", None, denied, {}) from None
         listed = [
@@ -222,10 +224,11 @@ class Client:
     def describe(self, dataset: str) -> dict[str, Any]:
         """The columns this agent would see of ``dataset``: type, classification, mask or withheld."""
         try:
-            target = self._target(dataset)
-            self._quota_gate(reading=False)
-            view, plan, _ = self._view(target)
-            schema = view.collect_schema()
+            with _guarded():
+                target = self._target(dataset)
+                self._quota_gate(reading=False)
+                view, plan, _ = self._view(target)
+                schema = view.collect_schema()
         except Denied as denied:
             raise self._deny("describe", dataset, denied, {}) from None
         columns = []
@@ -236,7 +239,10 @@ class Client:
             columns.append(
                 {
                     "name": column.name,
-                    "type": str(schema[column.name]) if shown else column.logical_type,
+                    # the type as stored: a text column held dictionary-encoded in memory is still text
+                    "type": str(pl.String if schema[column.name] == pl.Categorical else schema[column.name])
+                    if shown
+                    else column.logical_type,
                     "classification": column.classification,
                     "pii": column.pii,
                     "mask": plan.masks.get(column.name),
@@ -278,29 +284,32 @@ class Client:
         """
         detail: dict[str, Any] = {
             "columns": self._safe_names(columns),
-            "where": audit.redact_sql(self._audit_key, where) if isinstance(where, str) else None,
+            "where": audit.redact_sql(self._audit_key, where, self._column_names(dataset))
+            if isinstance(where, str)
+            else None,
             "limit": limit if isinstance(limit, int) else None,
         }
         try:
-            target = self._target(dataset)
-            self._quota_gate(reading=True)
-            rows_cap = limit_rows(limit, self.agent.level)
-            view, plan, encoded = self._view(target)
-            selected = select_columns(columns, plan, dataset, self.agent.name, self.agent.level)
-            condition = where_expr(where, plan) if where is not None else None
-            rows = self._candidates(target, plan, condition)
-            if rows is not None:
-                view, plan, encoded = self._view(target, rows=rows)
-            query = view.filter(condition) if condition is not None else view
-            try:
-                frame = decode(collect(query.select(selected).head(rows_cap)), encoded)
-            except Denied:
-                if not encoded:
-                    raise
-                # Some text operations are not defined on the encoded form: run on plain text instead.
-                view, plan, encoded = self._view(target, decoded=True, rows=rows)
+            with _guarded():
+                target = self._target(dataset)
+                self._quota_gate(reading=True)
+                rows_cap = limit_rows(limit, self.agent.level)
+                view, plan, encoded = self._view(target)
+                selected = select_columns(columns, plan, dataset, self.agent.name, self.agent.level)
+                condition = where_expr(where, plan) if where is not None else None
+                rows = self._candidates(target, plan, condition)
+                if rows is not None:
+                    view, plan, encoded = self._view(target, rows=rows)
                 query = view.filter(condition) if condition is not None else view
-                frame = collect(query.select(selected).head(rows_cap))
+                try:
+                    frame = decode(collect(query.select(selected).head(rows_cap)), encoded)
+                except Denied:
+                    if not encoded:
+                        raise
+                    # Some text operations are not defined on the encoded form: run on plain text instead.
+                    view, plan, encoded = self._view(target, decoded=True, rows=rows)
+                    query = view.filter(condition) if condition is not None else view
+                    frame = collect(query.select(selected).head(rows_cap))
         except Denied as denied:
             raise self._deny("read", dataset, denied, detail) from None
         masks = {c: plan.masks[c] for c in selected if c in plan.masks}
@@ -478,6 +487,11 @@ class Client:
         error = AuthenticationError if denied.rule == "identity" else AccessDenied
         return error(f"{action} denied by rule '{denied.rule}': {charge.detail['reason']}")
 
+    def _column_names(self, dataset: object) -> frozenset[str]:
+        """The contract's column names of ``dataset`` (kept in clear in audited filters), else none."""
+        contract = self._contracts.get(dataset) if isinstance(dataset, str) else None
+        return frozenset(c.name for c in contract.columns) if contract is not None else frozenset()
+
     def _safe_names(self, columns: Sequence[str] | None) -> list[str] | None:
         """Requested column names for the audit log; anything that is not a column name is hashed."""
         if columns is None or isinstance(columns, str) or not isinstance(columns, Sequence):
@@ -486,6 +500,23 @@ class Client:
             c if isinstance(c, str) and COLUMN_NAME.fullmatch(c) else audit.literal_hash(self._audit_key, c)
             for c in columns
         ]
+
+
+@contextmanager
+def _guarded() -> Iterator[None]:
+    """Turn an unexpected failure inside a call into a deny the caller audits, without its message.
+
+    A polars panic (a ``BaseException``), a driver error or a bug must neither return data nor escape
+    unaudited, and its text may quote values; the agent and the audit record get the type name only.
+    """
+    try:
+        yield
+    except (Denied, AuditError, KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:
+        raise Denied(
+            "internal", f"the call could not be completed ({type(exc).__name__}); nothing was returned."
+        ) from None
 
 
 def _summary(state: DatasetState, contract: Contract) -> dict[str, Any]:

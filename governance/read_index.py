@@ -37,9 +37,74 @@ def equality_terms(expr: pl.Expr) -> list[tuple[str, str | int]]:
         tree = json.loads(expr.meta.serialize(format="json"))
     except Exception:  # an expression polars cannot serialise: no index, a full scan
         return []
+    if not _row_local(tree):
+        return []  # an aggregate or window would see only the candidate rows: its answer would change
     terms: list[tuple[str, str | int]] = []
     _collect(tree, terms)
     return terms
+
+
+# Inside a function node, anything that looks at other rows (polars' names for them).
+_ACROSS_ROWS = (
+    "Agg",
+    "Over",
+    "Len",
+    "Window",
+    "Rolling",
+    "Cum",
+    "Shift",
+    "Diff",
+    "Rank",
+    "Unique",
+    "Distinct",
+    "Duplicated",
+    "Any",
+    "All",
+    "Arg",
+    "Mode",
+    "Slice",
+    "Gather",
+    "Sort",
+    "Filter",
+    "Explode",
+    "Implode",
+    "Fill",
+    "Interpolate",
+    "Count",
+    "First",
+    "Last",
+    "Nth",
+    "Index",
+)
+
+
+def _row_local(node: Any) -> bool:
+    """Whether an expression's value on a row depends on that row alone (else the index may not be used).
+
+    Walks the serialised tree and accepts only node kinds known to be row-local (columns, literals,
+    arithmetic and comparisons, casts, CASE, element-wise functions); anything else, including an
+    aggregate, a window, ``count(*)`` or a node kind this code does not know, answers False.
+    """
+    if not isinstance(node, dict) or len(node) != 1:
+        return False
+    ((kind, body),) = node.items()
+    if kind in ("Column", "Literal"):
+        return True
+    if kind == "BinaryExpr" and isinstance(body, dict):
+        return _row_local(body.get("left")) and _row_local(body.get("right"))
+    if kind == "Cast" and isinstance(body, dict):
+        return _row_local(body.get("expr"))
+    if kind == "Ternary" and isinstance(body, dict):
+        return all(_row_local(body.get(k)) for k in ("predicate", "truthy", "falsy"))
+    if kind == "Function" and isinstance(body, dict):
+        function = json.dumps(body.get("function"))
+        inputs = body.get("input")
+        return (
+            isinstance(inputs, list)
+            and not any(word in function for word in _ACROSS_ROWS)
+            and all(_row_local(i) for i in inputs)
+        )
+    return False
 
 
 def _collect(node: Any, terms: list[tuple[str, str | int]]) -> None:

@@ -32,6 +32,8 @@ _SUBQUERY = re.compile(
 )
 _TABLE_FUNCTION = re.compile(r"\b(?:read|scan)_\w+\s*\(", re.IGNORECASE)
 _COMMENT = re.compile(r"--|/\*")
+# Functions whose output size an argument sets: one call could make the gateway build gigabytes.
+_AMPLIFIER = re.compile(r"\b(?:lpad|rpad|repeat|replicate|space)\s*\(", re.IGNORECASE)
 
 
 class Denied(Exception):
@@ -153,6 +155,12 @@ def where_expr(where: str, plan: ColumnPlan) -> pl.Expr:
             "where may not contain a subquery or a table function (SELECT, FROM, VALUES, WITH, read_*): "
             "it can only test the view's own columns. Fix: filter with literals, e.g. IN ('a', 'b').",
         )
+    if _AMPLIFIER.search(where):
+        raise Denied(
+            "where",
+            "where may not use lpad, rpad or repeat: their output size is set by an argument. "
+            "Fix: compare the column itself, e.g. with LIKE.",
+        )
     try:
         expr = pl.sql_expr(where)
     except Exception:  # polars raises several error types for unparsable SQL; their text may echo values
@@ -163,7 +171,8 @@ def where_expr(where: str, plan: ColumnPlan) -> pl.Expr:
         raise Denied("where", "where must be one boolean expression over named columns.")
     outside = sorted(set(expr.meta.root_names()) - set(plan.shown))
     if outside:
-        names = [n if COLUMN_NAME.fullmatch(n) else "(not a column name)" for n in outside]
+        # only names the contract declares are repeated back: anything else may be a value typed as a name
+        names = [n if n in plan.withheld else "(a name this dataset does not declare)" for n in outside]
         withheld = [n for n in outside if n in plan.withheld]
         why = "withheld from this agent" if withheld else "not in this agent's view"
         raise Denied("where", f"where tests {', '.join(names)}, {why}; it may only test the view's columns.")

@@ -35,7 +35,8 @@ from schemas.sources import Controls as Controls
 from schemas.sources import DelimitedSource, SourceOptionError, parse_delimited
 from schemas.sources import RecordTypes as RecordTypes
 
-DATASET_ID = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
+# domain.name; bounded so every id fits the catalog and audit columns (String(200)).
+DATASET_ID = re.compile(r"^(?=.{3,150}$)[a-z0-9_]+\.[a-z0-9_]+$")
 COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 DECIMAL_TYPE = re.compile(r"^decimal\((\d+),\s*(\d+)\)$", re.IGNORECASE)
 CLASSIFICATIONS = ("public", "internal", "confidential", "restricted")
