@@ -67,6 +67,7 @@ __all__ = [
 ]
 
 ANCHOR_EVERY = 100
+LOCK_TIMEOUT_S = 10
 BATCH_OUTCOMES = {"certified": ("batch.certify", "allow"), "rejected": ("batch.reject", "deny")}
 _ATTEMPTS = 8
 T = TypeVar("T")
@@ -278,6 +279,9 @@ def _lock(conn: Connection) -> None:
     lost race into an IntegrityError that :func:`append` retries.
     """
     if conn.dialect.name == "postgresql":
+        # Bounded: behind a stuck transaction the wait ends as an error (retried, then AuditError), so
+        # callers get an answer instead of hanging (SQLite's busy_timeout does the same).
+        conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'"))
         conn.execute(text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
 
 

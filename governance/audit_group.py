@@ -103,12 +103,17 @@ class GroupCommit:
     def _commit(self, group: list[_Work]) -> None:
         try:
             results = self._transaction(group)
-        except _WorkFailed:
-            for item in group:  # run alone: a failure stays its caller's own
+        except (_WorkFailed, AuditError) as exc:
+            if len(group) == 1:
+                group[0].error = exc
+                return
+            # One work failed, or the group could not commit: run each alone, so a failure (a value
+            # the database refuses, say) stays its own caller's and never decides another's outcome.
+            for item in group:
                 try:
-                    (item.result,) = self._transaction([item], alone=True)
-                except BaseException as exc:  # handed to the caller, who raises it
-                    item.error = exc
+                    (item.result,) = self._transaction([item])
+                except BaseException as alone:  # handed to the caller, who raises it
+                    item.error = alone
             return
         except BaseException as exc:
             for item in group:
@@ -117,8 +122,15 @@ class GroupCommit:
         for item, result in zip(group, results, strict=True):
             item.result = result
 
-    def _transaction(self, group: list[_Work], *, alone: bool = False) -> list[Any]:
-        what = group[0].what if len(group) == 1 else f"{len(group)} audit records"
+    def _transaction(self, group: list[_Work]) -> list[Any]:
+        """Run the group's works in one locked transaction; retry a lost race or lock wait.
+
+        In a group of several, a work that raises (anything, a database refusal included) raises
+        :class:`_WorkFailed` at once, so the caller reruns each work alone; alone, a work's own error is
+        raised as it is (a database error as :class:`AuditError`).
+        """
+        alone = len(group) == 1
+        what = group[0].what if alone else f"{len(group)} audit records"
         last: Exception | None = None
         for attempt in range(self._attempts):
             try:
@@ -130,8 +142,8 @@ class GroupCommit:
                         for item in group:
                             try:
                                 results.append(item.run(conn))
-                            except SQLAlchemyError:
-                                raise
+                            except (IntegrityError, OperationalError):
+                                raise  # a lost race or lock wait: the whole group retries
                             except Exception as exc:
                                 if alone:
                                     raise

@@ -70,6 +70,12 @@ class GatewaySettings:
     audit_key: bytes
 
 
+INVALID_TOKEN = (
+    "authentication failed: the token is not valid (unknown, wrong, rotated, revoked or expired). "
+    "Fix: use the agent's current token, as printed by `assay agents add` or `assay agents rotate`."
+)
+
+
 class Gateway:
     """Authenticated agents' clients, one per token, kept while the token and the policy files hold.
 
@@ -84,6 +90,7 @@ class Gateway:
         self.contracts = load_contracts(settings.contracts_dir)
         self._fingerprint = self._files()
         self._clients: dict[str, Client] = {}
+        self._generation = 0  # bumped by every reload
         self._lock = threading.Lock()
 
     def client_for(self, authorization: str | None) -> Client:
@@ -99,7 +106,19 @@ class Gateway:
                 None,
                 "authentication failed: no bearer token. Fix: send 'Authorization: Bearer <the agent's token>'.",
             )
-        self._reload_if_changed()
+        for _ in range(3):  # a policy reload while connecting means connecting again, under the new policy
+            self._reload_if_changed()
+            with self._lock:
+                generation = self._generation
+            client = self._client(token)
+            with self._lock:
+                if generation == self._generation:
+                    self._clients.setdefault(hashlib.sha256(token.encode()).hexdigest(), client)
+                    return client
+        raise PolicyError("gateway: the policy keeps changing while agents connect. Fix: retry in a moment.")
+
+    def _client(self, token: str) -> Client:
+        """The cached client for ``token`` if it still holds, else a new connection (audited either way)."""
         key = hashlib.sha256(token.encode()).hexdigest()
         with self._lock:
             client = self._clients.get(key)
@@ -123,19 +142,19 @@ class Gateway:
         except AuthenticationError as exc:
             raise self._deny(name, token_id(token), str(exc)) from None
         s = self.settings
-        client = connect(
-            s.store,
-            name,
-            token,
-            contracts_dir=s.contracts_dir,
-            policy_path=s.policy_path,
-            audit_key=s.audit_key,
-            in_memory=True,  # one long-lived process: certified versions stay cached in memory
-            loaded_by="gateway",
-        )
-        with self._lock:
-            self._clients[key] = client
-        return client
+        try:
+            return connect(
+                s.store,
+                name,
+                token,
+                contracts_dir=s.contracts_dir,
+                policy_path=s.policy_path,
+                audit_key=s.audit_key,
+                in_memory=True,  # one long-lived process: certified versions stay cached in memory
+                loaded_by="gateway",
+            )
+        except AuthenticationError:  # revoked in the meantime; connect() has audited the deny
+            raise AuthenticationError(INVALID_TOKEN) from None
 
     def _deny(self, actor: str, tid: str | None, reason: str) -> AuthenticationError:
         """Audit a failed authentication as connect() does, and build the error for its 401."""
@@ -149,7 +168,10 @@ class Gateway:
             detail=detail,
             anchor_key=self.settings.audit_key,
         )
-        return AuthenticationError(reason)
+        if actor == "<no-token>":
+            return AuthenticationError(reason)
+        # One answer for every bad token: which agent a token id belongs to is not the caller's business.
+        return AuthenticationError(INVALID_TOKEN)
 
     def _load_policy(self) -> Policy:
         """Load the policy and audit what was loaded: a change (``policy_change``) or a broken file."""
@@ -179,6 +201,7 @@ class Gateway:
             return
         with self._lock:
             self._clients.clear()  # every agent connects again, under the policy as it now stands
+            self._generation += 1  # and a connection begun under the old one is not cached
         self.policy = self._load_policy()  # raises while broken: 503, nothing served
         self.contracts = load_contracts(self.settings.contracts_dir)
         self._fingerprint = seen
@@ -370,12 +393,21 @@ def _log_request(
     }
     LOG.info(
         "%s %s %d %s %.1fms",
-        scope.get("method", "-"),
-        scope.get("path", "-"),
+        _loggable(scope.get("method", "-")),
+        MCP_PATH if scope.get("path") == MCP_PATH else "(other path)",  # a path is the caller's text
         status,
-        " ".join(f"{k}={v}" for k, v in fields.items()),
+        " ".join(f"{k}={_loggable(v)}" for k, v in fields.items()),
         (time.perf_counter() - started) * 1000,
     )
+
+
+_LOGGABLE = re.compile(r"[A-Za-z0-9_.:<>/-]{1,120}")
+
+
+def _loggable(value: object) -> str:
+    """A log field as written, if it is a plain token; anything else (a newline, a value) as ``?``."""
+    text = str(value)
+    return text if _LOGGABLE.fullmatch(text) else "?"
 
 
 def bind(host: str, port: int) -> socket.socket:

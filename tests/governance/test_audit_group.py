@@ -107,3 +107,36 @@ def test_asking_for_an_audit_transaction_inside_one_fails_instead_of_waiting_for
         group.run("outer record", nested)
     assert audit.records(engine) == []
     assert group.run("next record", _append(3)).seq == 1, "the committer is usable afterwards"
+
+
+def test_a_value_the_database_refuses_fails_only_its_own_caller(engine: Engine) -> None:
+    """One caller's record the database refuses (PostgreSQL: a too-long value) must not fail the group."""
+    from sqlalchemy.exc import DataError
+
+    group = GroupCommit(engine, audit.lock_in, attempts=3)
+    barrier = threading.Barrier(6)
+    outcomes: dict[int, object] = {}
+
+    def caller(n: int) -> None:
+        append = _append(n)
+
+        def work(conn: Connection) -> audit.AuditRecord:
+            if n == 2:
+                raise DataError("INSERT INTO audit_log ...", {}, Exception("value too long for type"))
+            return append(conn)
+
+        barrier.wait()
+        try:
+            outcomes[n] = group.run("read record", work)
+        except AuditError as exc:
+            outcomes[n] = exc
+
+    threads = [threading.Thread(target=caller, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert isinstance(outcomes[2], AuditError) and "DataError" in str(outcomes[2])
+    assert all(isinstance(outcomes[n], audit.AuditRecord) for n in range(6) if n != 2), outcomes
+    assert sorted(r.detail["n"] for r in audit.records(engine)) == [0, 1, 3, 4, 5]
+    assert audit.verify(engine).ok

@@ -288,6 +288,7 @@ def test_forged_unknown_and_missing_tokens_get_401_and_an_audited_deny(home: Hom
         assert response.status_code == 401
         assert response.headers["www-authenticate"].startswith("Bearer")
         assert "authentication failed" in response.json()["error"]["message"]
+        assert "junior-bot" not in response.text, "a 401 never says which agent a token id belongs to"
     denies = [r for r in home.audit() if r.seq > before]
     assert [(r.actor, r.action, r.decision, r.detail["rule"]) for r in denies] == [
         ("junior-bot", "connect", "deny", "identity"),
