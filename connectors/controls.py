@@ -184,6 +184,7 @@ class _ControlScan:
         self.aggregates: list[pl.Expr] = []
         self.merge: list[pl.Expr] = []
         self.scales: dict[str, tuple[int, int]] = {}
+        self.values: dict[str, pl.Expr] = {}
         for i, figure in enumerate(control.figures):
             d_units, d_scale = _number(figure.at, text, column_units)
             self.declared.append(d_units.alias(f"d{i}"))
@@ -194,7 +195,9 @@ class _ControlScan:
                 self.scales[figure.name] = (d_scale, 0)
             elif figure.kind in ("sum", "hash"):
                 assert figure.value is not None
-                v, v_scale = _number(figure.value, text, column_units)
+                value, v_scale = _number(figure.value, text, column_units)
+                self.values[f"__v{i}"] = value  # computed once per record, read three times below
+                v = pl.col(f"__v{i}")
                 counted = member & _matches(figure.when, text)
                 signed = (
                     pl.when(_matches(figure.negate_when, text)).then(-v).otherwise(v)
@@ -227,7 +230,8 @@ class _ControlScan:
                 self.orphans += orphans.len()
         self.closers.append(frame.filter(closes & pl.col("_in")).select("_sid", LINE, *self.declared))
         if self.aggregates:
-            self.actual.append(frame.filter(pl.col("_in")).group_by("_sid").agg(self.aggregates))
+            members = frame.lazy().filter(pl.col("_in")).with_columns(**self.values)
+            self.actual.append(members.group_by("_sid").agg(self.aggregates).collect())
 
     def finish(self, physical: int | None, results: list[FigureResult]) -> list[ControlProblem]:
         control, name = self.control, self.name

@@ -111,7 +111,7 @@ class FixedWidthFile:
             rows += details.height
             if each is not None:
                 lines = pl.col("_source_line").cast(pl.Int64)
-                each(details.select(lines, *[_column(n, source).alias(n) for n in keep]))
+                each(details.lazy().select(lines, *[_column(n, source).alias(n) for n in keep]).collect())
         control_problems, figures = controls.finish(physical)
         batch_id, business_date, header_problems = _header_facts(facts, source, self.path, self.today)
         count = next((f for f in figures if f.kind == "count" and _counts_details(f.of, source)), None)
@@ -146,14 +146,7 @@ class FixedWidthFile:
             details = records.filter(pl.col("_role").is_in(["detail", UNDECLARED]))
             if details.height:
                 empty = False
-                yield details.select(
-                    [_column(name, self.source).alias(name) for name in self.columns]
-                    + [
-                        pl.col("_source_line").cast(pl.Int64),
-                        pl.col("_source_offset").cast(pl.Int64),
-                        _record_error(self.source).alias("_record_error"),
-                    ]
-                )
+                yield _detail_fields(details, self.columns, self.source)
         if empty:
             yield self.empty()
 
@@ -233,10 +226,13 @@ def _by_layout(name: str, source: FixedWidthSource, expr_of: Callable[[FieldLayo
     return result
 
 
-def _value(f: FieldLayout) -> pl.Expr:
+def _value(f: FieldLayout, raw: pl.Expr | None = None, digits: pl.Expr | None = None) -> pl.Expr:
     """A field's text as validation expects it: trimmed, blank or declared null values as null,
-    numbers with their implied decimal point and sign made explicit (unreadable ones kept as written)."""
-    raw = pl.col(RECORD).str.slice(f.start - 1, f.width)
+    numbers with their implied decimal point and sign made explicit (unreadable ones kept as written).
+
+    ``raw`` and ``digits``: the field's text and :func:`signed_digits` of it, when already computed.
+    """
+    raw = raw if raw is not None else pl.col(RECORD).str.slice(f.start - 1, f.width)
     stripped = raw.str.strip_chars(" ")
     text = {
         "both": stripped,
@@ -245,7 +241,7 @@ def _value(f: FieldLayout) -> pl.Expr:
         "none": raw,
     }[f.trim]
     if f.scale is not None:
-        digits = signed_digits(raw, overpunch=f.overpunch)
+        digits = digits if digits is not None else signed_digits(raw, overpunch=f.overpunch)
         text = pl.when(digits.is_not_null()).then(implied_decimal_text(digits, f.scale)).otherwise(stripped)
     nulls = stripped.is_in(list(f.null_values)) if f.null_values else pl.lit(False)
     if f.blank_as_null:
@@ -255,6 +251,38 @@ def _value(f: FieldLayout) -> pl.Expr:
 
 def _column(name: str, source: FixedWidthSource) -> pl.Expr:
     return _by_layout(name, source, _value)
+
+
+def _detail_fields(frame: pl.DataFrame, columns: Sequence[str], source: FixedWidthSource) -> pl.DataFrame:
+    """The detail records' columns (:func:`_column` of each) and origin, numbers computed in stages.
+
+    A zoned number's digits are read several times over (sign, magnitude, whole and fraction); held in a
+    column of their own they are computed once per field instead of once per use.
+    """
+    raws: dict[str, pl.Expr] = {}
+    digits: dict[str, pl.Expr] = {}
+
+    def staged(f: FieldLayout) -> pl.Expr:
+        if f.scale is None:
+            return _value(f)
+        key = f"__field_{f.start}_{f.width}_{int(f.overpunch)}"
+        raws[f"{key}_raw"] = pl.col(RECORD).str.slice(f.start - 1, f.width)
+        digits[f"{key}_digits"] = signed_digits(pl.col(f"{key}_raw"), overpunch=f.overpunch)
+        return _value(f, pl.col(f"{key}_raw"), pl.col(f"{key}_digits"))
+
+    values = [_by_layout(name, source, staged).alias(name) for name in columns]
+    return (
+        frame.lazy()
+        .with_columns(**raws)
+        .with_columns(**digits)
+        .select(
+            *values,
+            pl.col("_source_line").cast(pl.Int64),
+            pl.col("_source_offset").cast(pl.Int64),
+            _record_error(source).alias("_record_error"),
+        )
+        .collect()
+    )
 
 
 def _column_units(name: str, source: FixedWidthSource) -> tuple[pl.Expr, int]:

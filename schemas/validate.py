@@ -216,7 +216,17 @@ def validate(
             "__bad__"
         )
     )
-    checked = frame.collect().lazy()
+    # Only what the two frames and the counts read is kept: the helper columns (stripped text, normalised
+    # numbers) would otherwise be materialised for every row.
+    kept = [
+        *(c.name for c in contract.columns),
+        *(_typed(c.name) for c in contract.columns),
+        *origin,
+        *([RECORD_ERROR] if RECORD_ERROR in raw.columns else []),
+        *(_fail(i) for i in range(len(fails))),
+        "__bad__",
+    ]
+    checked = frame.select(kept).collect().lazy()
     valid = (
         checked.filter(~pl.col("__bad__"))
         .select(
