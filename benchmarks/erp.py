@@ -552,6 +552,7 @@ def main() -> None:
         action="store_true",
         help="also the same batch as a fixed-width export (implied decimals, overpunch), side by side",
     )
+    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -568,15 +569,22 @@ def main() -> None:
         names += ["polars-fixed", "assay-fixed"]
     if args.only:
         names = [n for n in names if n in args.only.split(",")]
+    fixed = workdir / f"erp_orders_{rows}.dat"
+    if args.prepare:  # child process: generate the batches (a parent that grew would inflate every
+        # measure's peak RSS: Linux counts the forked image in the child's ru_maxrss)
+        batch_files(workdir, rows, twin="assay-cp1252" in names)
+        if args.fixed_width and not fixed.exists():
+            started = time.perf_counter()
+            erp_fixed_width.generate(fixed, rows)
+            print(f"generated {fixed} in {time.perf_counter() - started:.0f} s")
+        return
+    prepare = [sys.executable, __file__, "--prepare", "--workdir", str(workdir), "--rows", str(args.rows)]
+    prepare += [flag for flag, on in (("--large", args.large), ("--fixed-width", args.fixed_width)) if on]
+    subprocess.run(prepare + (["--only", args.only] if args.only else []), check=True)
     utf8, cp1252 = batch_files(workdir, rows, twin="assay-cp1252" in names)
     print(
         f"batch: {rows:,} detail records x {COLUMNS} fields, {utf8.stat().st_size / 1e9:.2f} GB UTF-8 ({workdir})"
     )
-    fixed = workdir / f"erp_orders_{rows}.dat"
-    if args.fixed_width and not fixed.exists():
-        started = time.perf_counter()
-        erp_fixed_width.generate(fixed, rows)
-        print(f"generated {fixed} in {time.perf_counter() - started:.0f} s")
     if args.fixed_width:
         print(f"fixed width: the same records, {fixed.stat().st_size / 1e9:.2f} GB ({fixed.name})")
     print(f"load average before: {os.getloadavg()[0]:.1f} (2 cores, shared)")
