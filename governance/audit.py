@@ -42,6 +42,7 @@ from governance.catalog import migrate
 from governance.catalog_schema import audit_log
 from governance.errors import AuditError
 from governance.redaction import literal_hash, redact_sql
+from governance.store import reading
 
 __all__ = [
     "ANCHOR_EVERY",
@@ -299,7 +300,7 @@ def records(engine: Engine, *, since_seq: int = 0, limit: int | None = None) -> 
     query = select(audit_log).where(audit_log.c.seq > since_seq).order_by(audit_log.c.seq)
     if limit is not None:
         query = query.limit(limit)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         rows = conn.execute(query).mappings().all()
     return [
         AuditRecord(
@@ -320,7 +321,7 @@ def records(engine: Engine, *, since_seq: int = 0, limit: int | None = None) -> 
 def head(engine: Engine) -> tuple[int, str]:
     """The newest ``(seq, hash)``, ``(0, GENESIS)`` for an empty log."""
     migrate(engine)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         return _head_in(conn)
 
 

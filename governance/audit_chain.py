@@ -23,6 +23,7 @@ from governance.anchors import Anchor
 from governance.catalog import migrate
 from governance.catalog_schema import audit_log
 from governance.errors import AuditError
+from governance.store import reading
 
 GENESIS = "0" * 64
 _PAGE = 1000
@@ -58,7 +59,7 @@ def rows(engine: Engine, since_seq: int) -> Iterator[RowMapping]:
     after = since_seq
     while True:
         query = select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq).limit(_PAGE)
-        with engine.connect() as conn:
+        with reading(engine) as conn:
             page = conn.execute(query).mappings().all()
         yield from page
         if len(page) < _PAGE:
@@ -79,7 +80,7 @@ def verify(engine: Engine, key: bytes | None = None, *, anchors: Iterable[Anchor
     pending: list[Anchor] = []
     if key is not None:
         _anchors.check_key(key)
-        with engine.connect() as conn:
+        with reading(engine) as conn:
             pending = sorted([*_anchors.stored(conn), *outside], key=lambda a: a.seq)
     check = _AnchorCheck(pending, key or b"")
     expected_seq, prev_hash, checked = 1, GENESIS, 0

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select
 from governance.catalog import migrate
 from governance.catalog_schema import agents
 from governance.identity import TOKEN_FORMAT
+from governance.store import reading
 
 SCHEME = "bearer"
 
@@ -42,5 +43,5 @@ def agent_for_token(engine: Engine, token: str) -> str | None:
     if tid is None:
         return None
     migrate(engine)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         return conn.execute(select(agents.c.name).where(agents.c.token_id == tid)).scalar_one_or_none()

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from governance.catalog_schema import batches, datasets, versions
 from governance.errors import PublishConflict
+from governance.store import reading
 
 _MIGRATED: set[str] = set()
 
@@ -142,12 +143,12 @@ class Catalog:
                 )
 
     def dataset(self, dataset_id: str) -> DatasetState | None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(select(datasets).where(datasets.c.id == dataset_id)).mappings().first()
         return _dataset_state(row) if row else None
 
     def datasets(self) -> list[DatasetState]:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(select(datasets).order_by(datasets.c.id)).mappings().all()
         return [_dataset_state(r) for r in rows]
 
@@ -162,7 +163,7 @@ class Catalog:
 
     # -- batches ----------------------------------------------------------------------------------
     def batch_by_checksum(self, dataset_id: str, checksum: str) -> BatchRecord | None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = (
                 conn.execute(
                     select(batches).where(batches.c.dataset_id == dataset_id, batches.c.checksum == checksum)
@@ -176,7 +177,7 @@ class Catalog:
         query = select(batches).order_by(batches.c.id)
         if dataset_id is not None:
             query = query.where(batches.c.dataset_id == dataset_id)
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return [_batch(r) for r in conn.execute(query).mappings().all()]
 
     def start_batch(

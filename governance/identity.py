@@ -32,6 +32,7 @@ from governance import audit
 from governance.catalog import migrate
 from governance.catalog_schema import agents
 from governance.errors import AuditError, AuthenticationError, GovernanceError
+from governance.store import reading
 
 LEVELS = ("intern", "junior", "senior")
 LEVEL_CAP = {"intern": "internal", "junior": "confidential", "senior": "restricted"}
@@ -194,7 +195,7 @@ def get_agent(engine: Engine, name: str) -> Agent | None:
     if not isinstance(name, str) or not AGENT_NAME.fullmatch(name):
         return None
     migrate(engine)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         row = conn.execute(select(agents).where(agents.c.name == name)).mappings().first()
     return _agent(row) if row is not None else None
 
@@ -218,7 +219,7 @@ def current(engine: Engine, agent: Agent, *, at: datetime | None = None) -> Agen
 def list_agents(engine: Engine) -> list[Agent]:
     """Every agent, revoked ones included, by name."""
     migrate(engine)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         rows = conn.execute(select(agents).order_by(agents.c.name)).mappings().all()
     return [_agent(r) for r in rows]
 
@@ -239,7 +240,7 @@ def authenticate(engine: Engine, name: str, token: str, *, at: datetime | None =
             "Fix: pass the whole token printed by `assay agents add` (assay_<id>_<secret>)."
         )
     migrate(engine)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         row = conn.execute(select(agents).where(agents.c.name == name)).mappings().first()
     stored = row["token_hash"] if row is not None else _DUMMY_HASH
     if not hmac.compare_digest(stored.encode(), _token_hash(token).encode()) or row is None:

@@ -31,6 +31,7 @@ from governance.audit_chain import canonical_json
 from governance.catalog import migrate
 from governance.errors import PolicyError
 from governance.policy import Policy, content_digest, policy_files
+from governance.store import reading
 
 CHANGE = "policy_change"
 INVALID = "policy_invalid"
@@ -151,7 +152,7 @@ def changes(before: dict[str, Any], after: dict[str, dict[str, str]]) -> dict[st
 
 def _newest_digest(engine: Engine) -> str | None:
     migrate(engine)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         last = audit.last_of(conn, ACTIONS)
     digest = last.detail.get("digest") if last is not None else None
     return digest if isinstance(digest, str) else None

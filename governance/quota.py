@@ -27,6 +27,7 @@ from governance import audit
 from governance.catalog import migrate
 from governance.catalog_schema import agent_usage
 from governance.policy import Grant
+from governance.store import reading
 
 Clock = Callable[[], datetime]
 
@@ -199,7 +200,7 @@ def deny(detail: dict[str, Any]) -> Callable[[Usage], Charge]:
 def usage(engine: Engine, agent: str, day: date) -> Usage:
     """What ``agent`` used on ``day``; a read without the lock, so only a hint for an in-flight decision."""
     migrate(engine)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         return _usage_in(conn, agent, day)
 
 
@@ -209,7 +210,7 @@ def usage_on(engine: Engine, day: date, agent: str | None = None) -> list[Usage]
     query = select(agent_usage).where(agent_usage.c.day == day).order_by(agent_usage.c.agent)
     if agent is not None:
         query = query.where(agent_usage.c.agent == agent)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         rows = conn.execute(query).mappings().all()
     return [
         Usage(agent=r["agent"], day=day, calls=int(r["calls"]), rows=int(r["rows"]), denied=int(r["denied"]))

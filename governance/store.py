@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 DEFAULT_HOME = ".assay"
 
@@ -57,6 +57,18 @@ class Store:
 _ENGINES: dict[str, Engine] = {}
 
 
+READ_ONLY = "assay_read_only"
+
+
+def reading(engine: Engine) -> Connection:
+    """A connection for reads only (never commits): on SQLite its transaction begins DEFERRED.
+
+    Every other transaction on a SQLite catalog begins IMMEDIATE, taking the database's write lock; a
+    read does not need it, and taking it made every agent call queue behind every other's audit append.
+    """
+    return engine.connect().execution_options(**{READ_ONLY: True})
+
+
 def catalog_engine(url: str, home: Path | None = None) -> Engine:
     """One engine per URL per process; SQLite gets WAL and a busy timeout so processes can share it."""
     engine = _ENGINES.get(url)
@@ -79,7 +91,11 @@ def catalog_engine(url: str, home: Path | None = None) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writes take the write lock at BEGIN, so read-decide-write transactions serialise without
+            # deadlocking; reads (see reading()) begin deferred and, under WAL, never wait for a writer.
+            conn.exec_driver_sql(
+                "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"
+            )
     else:
         engine = create_engine(url, pool_pre_ping=True)
     _ENGINES[url] = engine
