@@ -53,6 +53,11 @@ Checkpoint = Callable[[str], None]
 FAULT_STAGES = ("landed", "started", "quarantined", "staged", "audited", "certified")
 
 
+def header_names(contract: Contract) -> dict[str, str]:
+    """Each column's name in a header row of column names: its ``physicalName``, where it has one."""
+    return {c.name: c.source_name for c in contract.columns if c.source_name != c.name}
+
+
 def fault_checkpoint(fault: str | None) -> Checkpoint:
     """A checkpoint that kills this process (SIGKILL) at the named stage, for crash tests."""
     if fault and fault not in FAULT_STAGES:
@@ -191,7 +196,9 @@ def extract_landed(contract: Contract, landed: Landed) -> Extraction:
     """Read a landed delivery back into raw records and its manifest."""
     src = contract.source
     if isinstance(src, DelimitedSource):
-        return read_delimited(landed.path, src, [c.name for c in contract.columns])
+        return read_delimited(
+            landed.path, src, [c.name for c in contract.columns], names=header_names(contract)
+        )
     if isinstance(src, FixedWidthSource):
         return read_fixed_width(landed.path, src, [c.name for c in contract.columns])
     if isinstance(src, Bai2Source):

@@ -37,6 +37,7 @@ from pipelines.batch import (
     batch_checks,
     begin_batch,
     classification_tally,
+    header_names,
 )
 from schemas import CompiledContract, TextFormat, validate
 from schemas.chunked import DuplicateKeys, ValidationTally
@@ -65,7 +66,12 @@ def process_in_chunks(
     reader: DelimitedFile | FixedWidthFile
     if isinstance(source, DelimitedSource):
         reader = DelimitedFile(
-            landed.path, source, columns, chunk_bytes=chunk_bytes, checksum=landed.checksum
+            landed.path,
+            source,
+            columns,
+            chunk_bytes=chunk_bytes,
+            checksum=landed.checksum,
+            names=header_names(contract),
         )
     elif isinstance(source, FixedWidthSource):
         reader = FixedWidthFile(

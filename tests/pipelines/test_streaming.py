@@ -405,3 +405,43 @@ def test_a_fixed_width_batch_whose_controls_fail_writes_nothing(tmp_path: Path) 
     [reason] = result["summary"]["reasons"]
     assert "expected 12.10 (declared), found 12.09" in reason["message"] and "line 42" in reason["message"]
     assert not result["committed"] and result["quarantine"] is None
+
+
+CUSTOMERS = {
+    **{k: v for k, v in LEDGER.items() if k not in ("id", "name", "schema", "customProperties")},
+    "id": "crm.customers",
+    "name": "customers",
+    "domain": "crm",
+    "schema": [
+        {
+            "name": "customers",
+            "physicalType": "file",
+            "properties": [
+                {"name": "customer_id", "physicalName": "KUNNR", "logicalType": "string", "primaryKey": True},
+                {"name": "city", "physicalName": "ORT01", "logicalType": "string"},
+                {"name": "credit_limit", "physicalName": "KLIMK", "logicalType": "number",
+                 "physicalType": "decimal(12,2)"},
+            ],
+        }
+    ],
+    "customProperties": [
+        {"property": "source", "value": {"kind": "delimited", "path": "drop", "delimiter": ";", "header": "names",
+                                         "decimalSeparator": ","}},
+    ],
+}  # fmt: skip
+
+
+def test_a_plain_csv_header_row_is_matched_to_columns_by_their_physical_names(tmp_path: Path) -> None:
+    """Columns in another order than the contract's, named as the source names them (physicalName)."""
+    import yaml
+
+    contract_path = tmp_path / "crm.customers.yaml"
+    contract_path.write_text(yaml.safe_dump(CUSTOMERS, sort_keys=False), "utf-8")
+    path = tmp_path / "customers.csv"
+    path.write_text("ORT01;KLIMK;KUNNR;EXTRA\r\nBerlin;1200,50;C1;x\r\nHamburg;;C2;y\r\n", "utf-8")
+    got = run_compiled(tmp_path, path, compile_contract(load_contract(contract_path)), 1 << 20, "csv")
+    assert got["summary"]["outcome"] == "certified", got["checks"]
+    table = got["table"].sort("customer_id")
+    assert table["customer_id"].to_list() == ["C1", "C2"]
+    assert table["city"].to_list() == ["Berlin", "Hamburg"]
+    assert [str(v) if v is not None else None for v in table["credit_limit"].to_list()] == ["1200.50", None]
