@@ -768,30 +768,33 @@ def _tolerance(q: dict[str, Any]) -> float | None:
     return None
 
 
-_FORMAT_TOKENS = (
-    ("YYYY", "%Y"),
-    ("yyyy", "%Y"),
-    ("MM", "%m"),
-    ("DD", "%d"),
-    ("dd", "%d"),
-    ("HH", "%H"),
-    ("MI", "%M"),
-    ("mm", "%M"),
-    ("SS", "%S"),
-    ("ss", "%S"),
-)
+# Date and time symbols as data owners (and CSVW's UAX #35 patterns) write them; one pass, longest first.
+_FORMAT_TOKENS = {
+    "YYYY": "%Y",
+    "yyyy": "%Y",
+    "MM": "%m",
+    "M": "%m",  # month without a leading zero (polars also reads one digit for %m)
+    "DD": "%d",
+    "dd": "%d",
+    "d": "%d",  # day without a leading zero
+    "HH": "%H",
+    "MI": "%M",
+    "mm": "%M",
+    "SS": "%S",
+    "ss": "%S",
+}
+_FORMAT_TOKEN = re.compile("|".join(sorted(_FORMAT_TOKENS, key=len, reverse=True)))
 
 
 def _strftime(fmt: str) -> str:
     """Contract date formats are written as data owners know them (``YYYYMMDD``, ``DD.MM.YYYY``).
 
-    ODCS's Java-style ``yyyy-MM-dd`` works too; ``MM`` is always the month and ``MI`` or ``mm`` the minutes.
+    ODCS's Java-style ``yyyy-MM-dd`` works too, and ``d.M.yyyy`` (no leading zeros); ``MM`` is always the
+    month and ``MI`` or ``mm`` the minutes. A format holding ``%`` is taken as strftime already.
     """
     if "%" in fmt:
         return fmt
-    for token, code in _FORMAT_TOKENS:
-        fmt = fmt.replace(token, code)
-    return fmt
+    return _FORMAT_TOKEN.sub(lambda m: _FORMAT_TOKENS[m.group()], fmt)
 
 
 def _valid_owner(who: str) -> bool:
