@@ -211,7 +211,7 @@ class Client:
         except Denied as denied:
             raise self._deny("datasets", None, denied, {}) from None
         listed = [
-            _summary(state, self._contracts[state.id])
+            _summary(state, self._contracts[state.id], grant)
             for state in self.catalog.datasets()
             if state.certified_version is not None
             and grant.allows_dataset(state.id)
@@ -251,7 +251,7 @@ class Client:
                 }
             )
         description = {
-            **_summary(target.state, target.contract),
+            **_summary(target.state, target.contract, target.grant),
             "purpose": target.grant.purpose,
             "row_filter": target.grant.row_filter is not None,
             "columns": columns,
@@ -519,14 +519,16 @@ def _guarded() -> Iterator[None]:
         ) from None
 
 
-def _summary(state: DatasetState, contract: Contract) -> dict[str, Any]:
+def _summary(state: DatasetState, contract: Contract, grant: Grant) -> dict[str, Any]:
+    """What an agent is told of a dataset. The row count is the whole version's, so an agent whose policy
+    filters rows is not told it: it would learn how much data lies outside its filter."""
     return {
         "id": state.id,
         "description": contract.description,
         "version": state.certified_version,
         "certified_at": state.certified_at.isoformat() if state.certified_at else None,
         "status": state.status,
-        "rows": state.rows,
+        "rows": state.rows if grant.row_filter is None else None,
         "latest_business_date": state.latest_business_date.isoformat()
         if state.latest_business_date
         else None,

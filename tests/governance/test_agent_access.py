@@ -217,6 +217,10 @@ def test_policy_row_filter_and_column_deny(install: Installation) -> None:
     assert result.frame["billing_country"].to_list() == ["DE", "DE"]
     assert "segment" not in result.frame.columns and "segment" in result.provenance["withheld"]
     assert result.provenance["row_filter"] is True
+    # How many rows lie outside its filter is not the agent's to know: no whole-table count.
+    client = _connect(install, "de-bot")
+    assert [d["rows"] for d in client.datasets() if d["id"] == "crm.customers"] == [None]
+    assert client.describe("crm.customers")["rows"] is None
     with pytest.raises(AccessDenied, match="policy denies"):
         _connect(install, "de-bot").read("crm.customers", columns=["segment"])
 
