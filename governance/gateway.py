@@ -42,6 +42,7 @@ from pydantic import Field
 
 from governance import audit, policy_log
 from governance.access import Client, connect
+from governance.auth_limit import DEFAULT_LIMIT, FailureLimiter
 from governance.bearer import agent_for_token, bearer_token, token_id
 from governance.errors import AccessDenied, AuditError, AuthenticationError, GovernanceError, PolicyError
 from governance.identity import authenticate, current
@@ -68,6 +69,16 @@ class GatewaySettings:
     contracts_dir: Path
     policy_path: Path
     audit_key: bytes
+    failure_limit: int = DEFAULT_LIMIT  # failed authentications per address per minute audited one by one
+
+
+TOO_MANY = (
+    "authentication failed too often from this address; wait a minute. Fix: use the agent's current token."
+)
+
+
+class TooManyFailures(AuthenticationError):
+    """Failed authentications from one address past the limit: answered 429, not audited one by one."""
 
 
 INVALID_TOKEN = (
@@ -91,12 +102,14 @@ class Gateway:
         self._fingerprint = self._files()
         self._clients: dict[str, Client] = {}
         self._generation = 0  # bumped by every reload
+        self._failures = FailureLimiter(settings.failure_limit)
         self._lock = threading.Lock()
 
-    def client_for(self, authorization: str | None) -> Client:
+    def client_for(self, authorization: str | None, address: str = "-") -> Client:
         """The client for the token in an ``Authorization`` header value; a failure is audited and raises.
 
-        Raises :class:`AuthenticationError` (answered with HTTP 401), or :class:`PolicyError`,
+        Raises :class:`AuthenticationError` (answered with HTTP 401; :class:`TooManyFailures`, 429, once
+        ``address`` has failed too often, see :mod:`governance.auth_limit`), or :class:`PolicyError`,
         ``ContractError`` or :class:`AuditError` (HTTP 503: nothing is served until fixed).
         """
         token = bearer_token(authorization)
@@ -105,19 +118,20 @@ class Gateway:
                 "<no-token>",
                 None,
                 "authentication failed: no bearer token. Fix: send 'Authorization: Bearer <the agent's token>'.",
+                address,
             )
         for _ in range(3):  # a policy reload while connecting means connecting again, under the new policy
             self._reload_if_changed()
             with self._lock:
                 generation = self._generation
-            client = self._client(token)
+            client = self._client(token, address)
             with self._lock:
                 if generation == self._generation:
                     self._clients.setdefault(hashlib.sha256(token.encode()).hexdigest(), client)
                     return client
         raise PolicyError("gateway: the policy keeps changing while agents connect. Fix: retry in a moment.")
 
-    def _client(self, token: str) -> Client:
+    def _client(self, token: str, address: str) -> Client:
         """The cached client for ``token`` if it still holds, else a new connection (audited either way)."""
         key = hashlib.sha256(token.encode()).hexdigest()
         with self._lock:
@@ -136,11 +150,12 @@ class Gateway:
                 token_id(token),
                 "authentication failed: unknown or malformed token. Fix: use the whole token printed by "
                 "`assay agents add` (assay_<id>_<secret>).",
+                address,
             )
         try:  # cheap, before connect() loads policy and contracts: a forged token costs little
             authenticate(self.engine, name, token)
         except AuthenticationError as exc:
-            raise self._deny(name, token_id(token), str(exc)) from None
+            raise self._deny(name, token_id(token), str(exc), address) from None
         s = self.settings
         try:
             return connect(
@@ -156,9 +171,21 @@ class Gateway:
         except AuthenticationError:  # revoked in the meantime; connect() has audited the deny
             raise AuthenticationError(INVALID_TOKEN) from None
 
-    def _deny(self, actor: str, tid: str | None, reason: str) -> AuthenticationError:
-        """Audit a failed authentication as connect() does, and build the error for its 401."""
-        detail = {"rule": "identity", "reason": reason, "token_id": tid}
+    def _deny(self, actor: str, tid: str | None, reason: str, address: str) -> AuthenticationError:
+        """Audit a failed authentication as connect() does, and build the error for its 401 (or 429)."""
+        verdict = self._failures.record(address)
+        if verdict == "suppress":
+            return TooManyFailures(TOO_MANY)
+        detail: dict[str, Any] = {"rule": "identity", "reason": reason, "token_id": tid, "address": address}
+        if verdict == "reached":
+            actor, tid = "<rate-limited>", None
+            detail = {
+                "rule": "rate_limit",
+                "reason": f"{self._failures.limit} failed authentications from this address within "
+                f"{self._failures.window_s:.0f} s; further failures from it are refused (HTTP 429) and not "
+                "recorded one by one until the window passes",
+                "address": address,
+            }
         audit.append(
             self.engine,
             actor=actor,
@@ -168,6 +195,8 @@ class Gateway:
             detail=detail,
             anchor_key=self.settings.audit_key,
         )
+        if verdict == "reached":
+            return TooManyFailures(TOO_MANY)
         if actor == "<no-token>":
             return AuthenticationError(reason)
         # One answer for every bad token: which agent a token id belongs to is not the caller's business.
@@ -342,7 +371,11 @@ def asgi_app(gateway: Gateway, host: str = "127.0.0.1") -> ASGIApp:
             await send(message)
 
         try:
-            client = await anyio.to_thread.run_sync(gateway.client_for, headers.get("authorization"))
+            address = str((scope.get("client") or ("-",))[0])
+            client = await anyio.to_thread.run_sync(gateway.client_for, headers.get("authorization"), address)
+        except TooManyFailures as exc:
+            note["outcome"] = "deny:rate-limited"
+            await _refuse(sending, 429, str(exc))
         except AuthenticationError as exc:
             note["outcome"] = "deny:identity"
             await _refuse(sending, 401, str(exc))
@@ -373,6 +406,8 @@ async def _refuse(send: Send, status: int, message: str) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="assay", error="invalid_token"'))
+    if status == 429:
+        headers.append((b"retry-after", b"60"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

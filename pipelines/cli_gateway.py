@@ -27,8 +27,15 @@ def gateway() -> None:
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=8765, show_default=True, help="Port to listen on."
 )
+@click.option(
+    "--auth-failures",
+    type=click.IntRange(1, 100_000),
+    default=20,
+    show_default=True,
+    help="Failed authentications per client address per minute audited one by one; past it, 429.",
+)
 @friendly
-def gateway_serve(host: str, port: int) -> None:
+def gateway_serve(host: str, port: int, auth_failures: int) -> None:
     """Serve certified datasets to agents over MCP (Streamable HTTP at /mcp) until stopped."""
     from governance.gateway import Gateway, GatewaySettings, asgi_app, bind, serve
     from pipelines.settings import assay_resource, audit_key, contracts_dir, policy_path
@@ -46,7 +53,10 @@ def gateway_serve(host: str, port: int) -> None:
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
     policy, contracts = policy_path(), contracts_dir()
-    found = Gateway(GatewaySettings(store=store, contracts_dir=contracts, policy_path=policy, audit_key=key))
+    settings = GatewaySettings(
+        store=store, contracts_dir=contracts, policy_path=policy, audit_key=key, failure_limit=auth_failures
+    )
+    found = Gateway(settings)
     app = asgi_app(found, host)
     sock = bind(host, port)
     if not _loopback(host):

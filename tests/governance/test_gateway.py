@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -140,10 +141,12 @@ def _listening(port: int) -> bool:
         return False
 
 
-def _start(home: Home, port: int, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _start(
+    home: Home, port: int, log: Path, env: dict[str, str] | None = None, *extra: str
+) -> subprocess.Popen[bytes]:
     with log.open("wb") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "gateway", "serve", "--port", str(port)],
+            [sys.executable, "-m", "pipelines.cli", "gateway", "serve", "--port", str(port), *extra],
             env=env or home.env,
             cwd=home.root,
             stdout=subprocess.DEVNULL,
@@ -405,3 +408,48 @@ def test_the_gateway_refuses_to_start_without_an_audit_key(home: Home, tmp_path:
     assert proc.wait(timeout=60) == 2
     stderr = log.read_text(encoding="utf-8")
     assert "ASSAY_AUDIT_KEY" in stderr and "Fix:" in stderr and not _listening(port)
+
+
+def test_a_flood_of_bad_tokens_is_audited_up_to_the_limit_and_then_refused_429(
+    home: Home, tmp_path: Path
+) -> None:
+    """Failures past the limit are answered 429 and not appended one by one; valid tokens still get in."""
+    port, log = _free_port(), tmp_path / "limited.log"
+    proc = _start(home, port, log, None, "--auth-failures", "3")
+    try:
+        for _ in range(200):
+            if _listening(port):
+                break
+            time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}/mcp"
+        before = home.audit()[-1].seq
+        forged = "assay_000000000000_" + "A" * 43
+        statuses = [
+            httpx2.post(
+                url,
+                json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                headers={
+                    "Authorization": f"Bearer {forged}",
+                    "Accept": "application/json, text/event-stream",
+                },
+            ).status_code
+            for _ in range(10)
+        ]
+        assert statuses == [401, 401, 401, 429, 429, 429, 429, 429, 429, 429]
+        new = [r for r in home.audit() if r.seq > before]
+        assert [(r.actor, r.detail["rule"]) for r in new] == [("<unknown-token>", "identity")] * 3 + [
+            ("<rate-limited>", "rate_limit")
+        ]
+        assert new[-1].detail["address"] == "127.0.0.1"
+        ok = httpx2.post(
+            url,
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={
+                "Authorization": f"Bearer {home.tokens['junior-bot']}",
+                "Accept": "application/json, text/event-stream",
+            },
+        )
+        assert ok.status_code == 200, "a valid token from the same address is never refused"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
