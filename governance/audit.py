@@ -24,15 +24,13 @@ that lands ``anchor_every`` records past the newest anchor; :func:`verify`
 from __future__ import annotations
 
 import json
-import random
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, insert, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from governance import anchors as _anchors
 from governance.anchors import Anchor
@@ -101,38 +99,27 @@ def append(
     anchor_key: bytes | None = None,
     anchor_every: int = ANCHOR_EVERY,
 ) -> AuditRecord:
-    """Append one record in its own transaction; raise :class:`AuditError` if it cannot be written.
+    """Append one record under the audit write lock (:func:`locked`); raise :class:`AuditError` if it
+    cannot be written.
 
     Concurrent appenders (threads or processes) are serialised by the database; a lost race on
     ``seq`` or a lock wait that timed out is retried a few times before giving up. With ``anchor_key``
     the chain head is anchored when it is ``anchor_every`` records past the newest anchor.
     """
-    migrate(engine)
-    last: Exception | None = None
-    for attempt in range(_ATTEMPTS):
-        try:
-            with engine.begin() as conn:
-                return append_in(
-                    conn,
-                    actor=actor,
-                    action=action,
-                    dataset=dataset,
-                    decision=decision,
-                    detail=detail,
-                    anchor_key=anchor_key,
-                    anchor_every=anchor_every,
-                )
-        except (IntegrityError, OperationalError) as exc:  # lost a race for seq, or the lock timed out
-            last = exc
-            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
-        except SQLAlchemyError as exc:
-            raise AuditError(
-                f"audit_log: could not append the {action} record ({type(exc).__name__})."
-            ) from exc
-    raise AuditError(
-        f"audit_log: could not append the {action} record after {_ATTEMPTS} attempts ({type(last).__name__}). "
-        "Fix: check that the catalog database is reachable and not locked by a long transaction."
-    ) from last
+    return locked(
+        engine,
+        f"{action} record",
+        lambda conn: append_in(
+            conn,
+            actor=actor,
+            action=action,
+            dataset=dataset,
+            decision=decision,
+            detail=detail,
+            anchor_key=anchor_key,
+            anchor_every=anchor_every,
+        ),
+    )
 
 
 def append_in(
@@ -257,19 +244,7 @@ def last_of(conn: Connection, actions: Sequence[str]) -> AuditRecord | None:
         )
         if row is not None and (newest is None or row["seq"] > newest["seq"]):
             newest = row
-    if newest is None:
-        return None
-    return AuditRecord(
-        seq=int(newest["seq"]),
-        ts=newest["ts"],
-        actor=newest["actor"],
-        action=newest["action"],
-        dataset=newest["dataset"],
-        decision=newest["decision"],
-        detail=_detail(newest["record"]),
-        prev_hash=newest["prev_hash"],
-        hash=newest["hash"],
-    )
+    return _stored(newest) if newest is not None else None
 
 
 def _lock(conn: Connection) -> None:
@@ -302,20 +277,7 @@ def records(engine: Engine, *, since_seq: int = 0, limit: int | None = None) -> 
         query = query.limit(limit)
     with reading(engine) as conn:
         rows = conn.execute(query).mappings().all()
-    return [
-        AuditRecord(
-            seq=int(r["seq"]),
-            ts=r["ts"],
-            actor=r["actor"],
-            action=r["action"],
-            dataset=r["dataset"],
-            decision=r["decision"],
-            detail=_detail(r["record"]),
-            prev_hash=r["prev_hash"],
-            hash=r["hash"],
-        )
-        for r in rows
-    ]
+    return [_stored(r) for r in rows]
 
 
 def head(engine: Engine) -> tuple[int, str]:
@@ -337,6 +299,21 @@ def export_lines(engine: Engine, *, since_seq: int = 0) -> Iterator[str]:
         line = json.loads(row["record"])
         line.update(prev_hash=row["prev_hash"], hash=row["hash"])
         yield canonical_json(line)
+
+
+def _stored(row: Any) -> AuditRecord:
+    """An ``audit_log`` row as an :class:`AuditRecord`."""
+    return AuditRecord(
+        seq=int(row["seq"]),
+        ts=row["ts"],
+        actor=row["actor"],
+        action=row["action"],
+        dataset=row["dataset"],
+        decision=row["decision"],
+        detail=_detail(row["record"]),
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
 
 
 def _detail(record_json: str) -> dict[str, Any]:
