@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from sqlalchemy import Connection
 
 from governance import audit, policy_log, quota
 from governance.catalog import Catalog, DatasetState
@@ -43,7 +44,7 @@ from governance.masks import ColumnPlan
 from governance.policy import DEFAULT_POLICY_DIR, Grant, load_policy
 from governance.read_cache import FRAMES, CertifiedFrame, decode
 from governance.read_index import equality_terms
-from governance.store import Store
+from governance.store import Store, reading
 from governance.view import (
     Denied,
     collect,
@@ -51,6 +52,7 @@ from governance.view import (
     max_rows,
     policy_view,
     select_columns,
+    view_plan,
     where_expr,
 )
 from schemas.contract import COLUMN_NAME, DATASET_ID, Contract, load_contracts
@@ -199,6 +201,7 @@ class Client:
         self.grant = grant
         self._contracts = contracts
         self._audit_key = audit_key
+        self._usage_hint: quota.Usage | None = None  # today's use as this client last recorded it
 
     # -- the three calls --------------------------------------------------------------------------
     def datasets(self) -> list[dict[str, Any]]:
@@ -294,12 +297,13 @@ class Client:
                 target = self._target(dataset)
                 self._quota_gate(reading=True)
                 rows_cap = limit_rows(limit, self.agent.level)
-                view, plan, encoded = self._view(target)
+                plan = view_plan(
+                    self._scan(dataset, target.version), target.contract, self.agent.level, target.grant
+                )
                 selected = select_columns(columns, plan, dataset, self.agent.name, self.agent.level)
                 condition = where_expr(where, plan) if where is not None else None
                 rows = self._candidates(target, plan, condition)
-                if rows is not None:
-                    view, plan, encoded = self._view(target, rows=rows)
+                view, plan, encoded = self._view(target, rows=rows)
                 query = view.filter(condition) if condition is not None else view
                 try:
                     frame = decode(collect(query.select(selected).head(rows_cap)), encoded)
@@ -343,10 +347,10 @@ class Client:
         return ReadResult(frame=frame, provenance=provenance)
 
     # -- gates --------------------------------------------------------------------------------------
-    def _refresh(self) -> None:
+    def _refresh(self, conn: Connection | None = None) -> None:
         """Re-check the token on every call: rotated, revoked or expired fails at once; a new level applies."""
         try:
-            self.agent = current(self.catalog.engine, self.agent)
+            self.agent = current(conn if conn is not None else self.catalog.engine, self.agent)
         except AuthenticationError as exc:
             raise Denied("identity", str(exc)) from None
 
@@ -360,17 +364,19 @@ class Client:
         return self.grant
 
     def _target(self, dataset: str) -> _Target:
-        self._refresh()
-        if not isinstance(dataset, str) or not DATASET_ID.fullmatch(dataset):
-            raise Denied(
-                "dataset_id", "the dataset id is not 'domain.name' of [a-z0-9_]. Fix: e.g. erp.orders."
-            )
-        grant = self._grant()
-        if not grant.allows_dataset(dataset):
-            raise Denied(
-                "policy", f"dataset {dataset} is not granted to agent {self.agent.name} by {grant.source}."
-            )
-        state = self.catalog.dataset(dataset)
+        with reading(self.catalog.engine) as conn:  # the agent and the dataset, on one connection
+            self._refresh(conn)
+            if not isinstance(dataset, str) or not DATASET_ID.fullmatch(dataset):
+                raise Denied(
+                    "dataset_id", "the dataset id is not 'domain.name' of [a-z0-9_]. Fix: e.g. erp.orders."
+                )
+            grant = self._grant()
+            if not grant.allows_dataset(dataset):
+                raise Denied(
+                    "policy",
+                    f"dataset {dataset} is not granted to agent {self.agent.name} by {grant.source}.",
+                )
+            state = self.catalog.dataset(dataset, conn)
         if state is None or state.certified_version is None:
             raise Denied(
                 "certified", f"dataset {dataset} has no certified version; only certified data is readable."
@@ -442,7 +448,11 @@ class Client:
     def _quota_gate(self, *, reading: bool) -> None:
         """Refuse before doing any work when today's quota is already used up (re-checked under the lock)."""
         limits = self.daily_quota()
-        used = quota.usage(self.catalog.engine, self.agent.name, quota.utc_day(self.clock()))
+        day = quota.utc_day(self.clock())
+        hint = self._usage_hint
+        if hint is not None and hint.day == day and quota.exhausted(limits, hint, reading=reading) is None:
+            return  # use only grows within a day; the decision under the lock counts what others used since
+        used = quota.usage(self.catalog.engine, self.agent.name, day)
         which = quota.exhausted(limits, used, reading=reading)
         if which is not None:
             raise _QuotaHit(which, quota.hit_reason(self.agent.name, limits, used, which))
@@ -451,7 +461,7 @@ class Client:
         self, action: str, dataset: str | None, decide: Callable[[quota.Usage], quota.Charge]
     ) -> quota.Charge:
         """Decide, audit and count one call in one transaction (raising :class:`AuditError` if it fails)."""
-        charge, _ = quota.record(
+        charge, self._usage_hint = quota.record(
             self.catalog.engine,
             agent=self.agent.name,
             quota=self.daily_quota(),

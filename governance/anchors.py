@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Connection, Integer, String, Table, func, insert, select
 
+from governance.audit_group import memo
 from governance.catalog_schema import metadata
 from governance.errors import AuditError
 
@@ -87,13 +88,25 @@ def insert_in(conn: Connection, key: bytes, seq: int, head_hash: str) -> Anchor:
     ts = datetime.now(UTC).isoformat(timespec="microseconds")
     anchor = Anchor(seq=seq, head_hash=head_hash, ts=ts, mac=mac(key, seq, head_hash, ts))
     conn.execute(insert(audit_anchors).values(**anchor.to_dict()))
+    held = memo(conn)
+    if held is not None:
+        held["anchor_seq"] = max(seq, held.get("anchor_seq", 0))
     return anchor
+
+
+_NEWEST = select(func.max(audit_anchors.c.seq))
 
 
 def due(conn: Connection, seq: int, every: int) -> bool:
     """Whether ``seq`` is ``every`` or more records past the newest anchor (so no keyless gap is skipped)."""
-    last = conn.execute(select(func.max(audit_anchors.c.seq))).scalar()
-    return seq - int(last or 0) >= every
+    held = memo(conn)
+    if held is not None and "anchor_seq" in held:
+        last = held["anchor_seq"]
+    else:
+        last = int(conn.execute(_NEWEST).scalar() or 0)
+        if held is not None:
+            held["anchor_seq"] = last
+    return seq - last >= every
 
 
 def stored(conn: Connection) -> list[Anchor]:

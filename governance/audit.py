@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from governance import anchors as _anchors
 from governance.anchors import Anchor
 from governance.audit_chain import GENESIS, VerifyResult, canonical_json, chain_hash, rows, verify
-from governance.audit_group import group_for
+from governance.audit_group import group_for, memo
 from governance.catalog import migrate
 from governance.catalog_schema import audit_log
 from governance.errors import AuditError
@@ -148,7 +148,10 @@ def append_in(
     }
     record_json = canonical_json({**record, "detail": dict(detail)})
     digest = chain_hash(prev_hash, record_json)
-    conn.execute(insert(audit_log).values(**record, record=record_json, prev_hash=prev_hash, hash=digest))
+    conn.execute(_INSERT, {**record, "record": record_json, "prev_hash": prev_hash, "hash": digest})
+    held = memo(conn)
+    if held is not None:
+        held["head"] = (seq, digest)
     if anchor_key is not None and _anchors.due(conn, seq, anchor_every):
         _anchors.insert_in(conn, anchor_key, seq, digest)
     return AuditRecord(
@@ -261,11 +264,21 @@ def _lock(conn: Connection) -> None:
         conn.execute(text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
 
 
+_HEAD = select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
+_INSERT = insert(audit_log)
+
+
 def _head_in(conn: Connection) -> tuple[int, str]:
-    row = conn.execute(
-        select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
-    ).first()
-    return (int(row.seq), row.hash) if row is not None else (0, GENESIS)
+    """The newest ``(seq, hash)``; inside a group transaction, once (:func:`governance.audit_group.memo`)."""
+    held = memo(conn)
+    if held is not None and "head" in held:
+        found: tuple[int, str] = held["head"]
+        return found
+    row = conn.execute(_HEAD).first()
+    head = (int(row.seq), row.hash) if row is not None else (0, GENESIS)
+    if held is not None:
+        held["head"] = head
+    return head
 
 
 # -- reading ---------------------------------------------------------------------------------------

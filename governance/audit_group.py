@@ -14,6 +14,11 @@ caller in the group gets the error. An uncontended call is a group of one.
 
 If one caller's work raises (not a database error), the group's transaction is rolled back and each
 work of the group runs again alone, so one failing caller never decides another's outcome.
+
+While a group's transaction holds the lock, what its works read and then write themselves (the chain
+head, the newest anchor, an agent's usage today) cannot change underneath them, so each is read from the
+database once per transaction and carried from work to work in :func:`memo` (fresh for every attempt,
+dropped with the transaction).
 """
 
 from __future__ import annotations
@@ -32,6 +37,17 @@ from governance.errors import AuditError
 
 MAX_GROUP = 64
 _INSIDE = threading.local()  # set while this thread runs a group's transaction
+_MEMO = "assay.audit_group.memo"
+
+
+def memo(conn: Connection) -> dict[Any, Any] | None:
+    """State carried between the works of one locked group transaction on ``conn``; None outside one.
+
+    Only for what nothing but those works can change while the lock is held; a work that writes such
+    a value stores it back, so the next work reads what the database would answer.
+    """
+    found: dict[Any, Any] | None = conn.info.get(_MEMO)
+    return found
 
 
 @dataclass(eq=False)
@@ -138,6 +154,7 @@ class GroupCommit:
                     self._lock(conn)
                     results = []
                     _INSIDE.group = True
+                    conn.info[_MEMO] = {}
                     try:
                         for item in group:
                             try:
@@ -150,6 +167,7 @@ class GroupCommit:
                                 raise _WorkFailed() from exc
                     finally:
                         _INSIDE.group = False
+                        conn.info.pop(_MEMO, None)
                     return results
             except (IntegrityError, OperationalError) as exc:  # lost a race for seq, or the lock timed out
                 last = exc

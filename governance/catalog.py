@@ -17,7 +17,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
 from governance.catalog_schema import batches, datasets, versions
 from governance.errors import PublishConflict
@@ -74,6 +74,9 @@ class BatchRecord:
     reasons: list[dict[str, Any]]
     run_id: str | None
     delta_version: int | None
+
+
+_DATASET = select(datasets).where(datasets.c.id == bindparam("id"))
 
 
 class Catalog:
@@ -142,9 +145,12 @@ class Catalog:
                     )
                 )
 
-    def dataset(self, dataset_id: str) -> DatasetState | None:
-        with reading(self.engine) as conn:
-            row = conn.execute(select(datasets).where(datasets.c.id == dataset_id)).mappings().first()
+    def dataset(self, dataset_id: str, conn: Connection | None = None) -> DatasetState | None:
+        """The dataset's catalog state, or None; on ``conn`` when given (the caller's transaction)."""
+        if conn is None:
+            with reading(self.engine) as own:
+                return self.dataset(dataset_id, own)
+        row = conn.execute(_DATASET, {"id": dataset_id}).mappings().first()
         return _dataset_state(row) if row else None
 
     def datasets(self) -> list[DatasetState]:

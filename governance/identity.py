@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from governance import audit
@@ -196,17 +196,27 @@ def get_agent(engine: Engine, name: str) -> Agent | None:
         return None
     migrate(engine)
     with reading(engine) as conn:
-        row = conn.execute(select(agents).where(agents.c.name == name)).mappings().first()
+        return _agent_in(conn, name)
+
+
+_BY_NAME = select(agents).where(agents.c.name == bindparam("name"))
+
+
+def _agent_in(conn: Connection, name: str) -> Agent | None:
+    row = conn.execute(_BY_NAME, {"name": name}).mappings().first()
     return _agent(row) if row is not None else None
 
 
-def current(engine: Engine, agent: Agent, *, at: datetime | None = None) -> Agent:
+def current(engine: Engine | Connection, agent: Agent, *, at: datetime | None = None) -> Agent:
     """``agent`` as it stands now, or :class:`AuthenticationError` if its token no longer holds.
 
     Called on every client call, so a rotated, revoked or expired token fails at once, and a new level
-    applies at once.
+    applies at once. Pass a ``Connection`` to read it in the caller's transaction.
     """
-    now_agent = get_agent(engine, agent.name)
+    if isinstance(engine, Connection):
+        now_agent = _agent_in(engine, agent.name)
+    else:
+        now_agent = get_agent(engine, agent.name)
     if now_agent is None or now_agent.token_id != agent.token_id:
         raise AuthenticationError(
             f"authentication failed for agent {agent.name}: the token was replaced (rotated or reissued). "

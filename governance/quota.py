@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from governance import audit
+from governance.audit_group import memo
 from governance.catalog import migrate
 from governance.catalog_schema import agent_usage
 from governance.policy import Grant
@@ -260,17 +261,27 @@ def record(
             after = used
         if after != used:
             _store_in(conn, after, new=used.calls == used.rows == used.denied == 0)
+        held = memo(conn)
+        if held is not None:
+            held[("usage", agent, after.day)] = after
         return charge, after
 
     return audit.locked(engine, f"{action} record", work)
 
 
+_KEY = (agent_usage.c.agent == bindparam("k_agent")) & (agent_usage.c.day == bindparam("k_day"))
+_USAGE = select(agent_usage.c.calls, agent_usage.c.rows, agent_usage.c.denied).where(_KEY)
+_INSERT = insert(agent_usage)
+_UPDATE = update(agent_usage).where(_KEY)
+
+
 def _usage_in(conn: Connection, agent: str, day: date) -> Usage:
-    row = conn.execute(
-        select(agent_usage.c.calls, agent_usage.c.rows, agent_usage.c.denied).where(
-            agent_usage.c.agent == agent, agent_usage.c.day == day
-        )
-    ).first()
+    """``agent``'s use on ``day``; inside a group transaction, read once and then carried (memo)."""
+    held = memo(conn)
+    if held is not None and ("usage", agent, day) in held:
+        found: Usage = held[("usage", agent, day)]
+        return found
+    row = conn.execute(_USAGE, {"k_agent": agent, "k_day": day}).first()
     if row is None:
         return Usage(agent=agent, day=day)
     return Usage(agent=agent, day=day, calls=int(row.calls), rows=int(row.rows), denied=int(row.denied))
@@ -280,7 +291,6 @@ def _store_in(conn: Connection, after: Usage, *, new: bool) -> None:
     """Write the day's row; ``new`` when there was none (a stored row always has a count above zero)."""
     values = dict(calls=after.calls, rows=after.rows, denied=after.denied, updated_at=datetime.now(UTC))
     if new:
-        conn.execute(insert(agent_usage).values(agent=after.agent, day=after.day, **values))
+        conn.execute(_INSERT, {"agent": after.agent, "day": after.day, **values})
     else:
-        key = (agent_usage.c.agent == after.agent) & (agent_usage.c.day == after.day)
-        conn.execute(update(agent_usage).where(key).values(**values))
+        conn.execute(_UPDATE, {"k_agent": after.agent, "k_day": after.day, **values})

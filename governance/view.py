@@ -23,6 +23,9 @@ MAX_LIMIT = 10_000
 # Per-call row caps below MAX_LIMIT for a level: an intern gets small samples, never bulk extracts.
 LEVEL_MAX_ROWS = {"intern": 100}
 MAX_WHERE_CHARS = 4000
+# Up to this many candidate rows (from a row index) the view is masked eagerly, all of them at once;
+# beyond it, lazily, so masks run only on the rows a call returns.
+EAGER_ROWS = 4096
 # polars' SQL parser plans a subquery while parsing, and a subquery's FROM may name read_csv(url or path),
 # read_parquet(...): parsing alone would open files and URLs the agent names. Every relation starts with
 # one of these keywords right after an opening parenthesis (comments are refused, so none can sit in
@@ -66,16 +69,11 @@ def policy_view(
     filters still run over them in full.
     """
     schema = cached.schema
-    present = {name for name in schema.names() if not name.startswith("_")}
-    plan = column_plan(contract, level, grant, present)
-    encoded = frozenset() if decoded else cached.encoded - set(plan.masks)
+    plan = view_plan(cached, contract, level, grant)
     frame = cached.frame
-    if rows is not None and isinstance(frame, pl.DataFrame):
-        frame = frame[rows]
-    base = frame.lazy()
+    small = rows is not None and isinstance(frame, pl.DataFrame) and rows.len() <= EAGER_ROWS
+    encoded = frozenset() if decoded or small else cached.encoded - set(plan.masks)
     to_text = sorted(cached.encoded - encoded)  # masks work on text, and so does a decoded view
-    if to_text:
-        base = base.with_columns(pl.col(to_text).cast(pl.String))
     key = purpose_key(secret, grant.purpose)
     exprs = [
         mask_expr(name, plan.masks[name], schema[name], key).alias(name)
@@ -83,17 +81,33 @@ def policy_view(
         else pl.col(name)
         for name in plan.shown
     ]
-    view = base.select(exprs)
     row_filter = grant.row_filter_expr()
+    if row_filter is not None and not set(row_filter.meta.root_names()) <= set(plan.shown):
+        raise Denied(
+            "row_filter",
+            f"the policy's row_filter for agent {agent} tests a column this agent does not "
+            f"see in {dataset}, so no row can be shown. Fix the row_filter at {grant.source}.",
+        )
+    if small and isinstance(frame, pl.DataFrame) and rows is not None:
+        # A few candidate rows from a row index: masking them all at once costs less than planning
+        # a lazy query over them, and the filters below still run over every one of them.
+        masked = frame[rows].with_columns(pl.col(to_text).cast(pl.String)).select(exprs)
+        return (masked.filter(row_filter) if row_filter is not None else masked).lazy(), plan, encoded
+    if rows is not None and isinstance(frame, pl.DataFrame):
+        frame = frame[rows]
+    base = frame.lazy()
+    if to_text:
+        base = base.with_columns(pl.col(to_text).cast(pl.String))
+    view = base.select(exprs)
     if row_filter is not None:
-        if not set(row_filter.meta.root_names()) <= set(plan.shown):
-            raise Denied(
-                "row_filter",
-                f"the policy's row_filter for agent {agent} tests a column this agent does not "
-                f"see in {dataset}, so no row can be shown. Fix the row_filter at {grant.source}.",
-            )
         view = view.filter(row_filter)
     return view, plan, encoded
+
+
+def view_plan(cached: CertifiedFrame, contract: Contract, level: str, grant: Grant) -> ColumnPlan:
+    """Which of the stored version's columns the agent sees, masked or not, and which are withheld."""
+    present = {name for name in cached.schema.names() if not name.startswith("_")}
+    return column_plan(contract, level, grant, present)
 
 
 def max_rows(level: str | None) -> int:
