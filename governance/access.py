@@ -47,10 +47,10 @@ from governance.read_index import equality_terms
 from governance.store import Store, reading
 from governance.view import (
     Denied,
-    collect,
     limit_rows,
     max_rows,
     policy_view,
+    run,
     select_columns,
     view_plan,
     where_expr,
@@ -304,16 +304,14 @@ class Client:
                 condition = where_expr(where, plan) if where is not None else None
                 rows = self._candidates(target, plan, condition)
                 view, plan, encoded = self._view(target, rows=rows)
-                query = view.filter(condition) if condition is not None else view
                 try:
-                    frame = decode(collect(query.select(selected).head(rows_cap)), encoded)
+                    frame = decode(run(view, condition, selected, rows_cap), encoded)
                 except Denied:
                     if not encoded:
                         raise
                     # Some text operations are not defined on the encoded form: run on plain text instead.
                     view, plan, encoded = self._view(target, decoded=True, rows=rows)
-                    query = view.filter(condition) if condition is not None else view
-                    frame = collect(query.select(selected).head(rows_cap))
+                    frame = run(view, condition, selected, rows_cap)
         except Denied as denied:
             raise self._deny("read", dataset, denied, detail) from None
         masks = {c: plan.masks[c] for c in selected if c in plan.masks}
@@ -407,7 +405,7 @@ class Client:
 
     def _view(
         self, target: _Target, *, decoded: bool = False, rows: pl.Series | None = None
-    ) -> tuple[pl.LazyFrame, ColumnPlan, frozenset[str]]:
+    ) -> tuple[pl.LazyFrame | pl.DataFrame, ColumnPlan, frozenset[str]]:
         """The policy view: certified version, contract columns, withheld, masked, policy-filtered.
 
         Dictionary-encoded text columns stay encoded (fast equality filters) unless ``decoded``; the

@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from governance import anchors as _anchors
 from governance.anchors import Anchor
 from governance.audit_chain import GENESIS, VerifyResult, canonical_json, chain_hash, rows, verify
-from governance.audit_group import group_for, memo
+from governance.audit_group import defer, flush, group_for, memo
 from governance.catalog import migrate
 from governance.catalog_schema import audit_log
 from governance.errors import AuditError
@@ -148,10 +148,14 @@ def append_in(
     }
     record_json = canonical_json({**record, "detail": dict(detail)})
     digest = chain_hash(prev_hash, record_json)
-    conn.execute(_INSERT, {**record, "record": record_json, "prev_hash": prev_hash, "hash": digest})
+    row = {**record, "record": record_json, "prev_hash": prev_hash, "hash": digest}
     held = memo(conn)
-    if held is not None:
+    if held is None:
+        conn.execute(_INSERT, row)
+    else:  # in a group transaction: one insert of every record of the group, before it commits
         held["head"] = (seq, digest)
+        held.setdefault(_ROWS, []).append(row)
+        defer(conn, _ROWS, _insert_rows)
     if anchor_key is not None and _anchors.due(conn, seq, anchor_every):
         _anchors.insert_in(conn, anchor_key, seq, digest)
     return AuditRecord(
@@ -233,6 +237,7 @@ def lock_in(conn: Connection) -> None:
 
 def last_of(conn: Connection, actions: Sequence[str]) -> AuditRecord | None:
     """The newest record whose action is one of ``actions`` (indexed on ``(action, seq)``), or None."""
+    flush(conn)  # records appended earlier in this group transaction count too
     newest: Any = None
     for action in actions:
         row = (
@@ -266,6 +271,14 @@ def _lock(conn: Connection) -> None:
 
 _HEAD = select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
 _INSERT = insert(audit_log)
+_ROWS = "audit_log rows"
+
+
+def _insert_rows(conn: Connection) -> None:
+    held = memo(conn)
+    rows = held.pop(_ROWS, []) if held is not None else []
+    if rows:
+        conn.execute(_INSERT, rows)
 
 
 def _head_in(conn: Connection) -> tuple[int, str]:

@@ -40,6 +40,35 @@ _INSIDE = threading.local()  # set while this thread runs a group's transaction
 _MEMO = "assay.audit_group.memo"
 
 
+_PENDING = "assay.audit_group.pending"
+
+
+def defer(conn: Connection, key: str, write: Callable[[Connection], None]) -> bool:
+    """Inside a group transaction, queue ``write(conn)`` to run once just before it commits; False outside.
+
+    Writes nothing in the transaction reads back (the audit rows, the usage counts) are made once per
+    group, not once per work: each statement lets other threads take the interpreter lock, and the lock
+    holder is the one transaction every caller waits for. ``key`` makes queueing idempotent; the callable
+    flushes what its caller accumulated in :func:`memo`. Anything that reads those tables in the
+    transaction calls :func:`flush` first.
+    """
+    held = memo(conn)
+    if held is None:
+        return False
+    held.setdefault(_PENDING, {})[key] = write
+    return True
+
+
+def flush(conn: Connection) -> None:
+    """Run the writes :func:`defer` queued on ``conn``'s group transaction (none outside one)."""
+    held = memo(conn)
+    if held is None:
+        return
+    pending: dict[str, Callable[[Connection], None]] = held.pop(_PENDING, {})
+    for write in pending.values():
+        write(conn)
+
+
 def memo(conn: Connection) -> dict[Any, Any] | None:
     """State carried between the works of one locked group transaction on ``conn``; None outside one.
 
@@ -165,6 +194,7 @@ class GroupCommit:
                                 if alone:
                                     raise
                                 raise _WorkFailed() from exc
+                        flush(conn)
                     finally:
                         _INSIDE.group = False
                         conn.info.pop(_MEMO, None)

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from governance import audit
-from governance.audit_group import memo
+from governance.audit_group import defer, memo
 from governance.catalog import migrate
 from governance.catalog_schema import agent_usage
 from governance.policy import Grant
@@ -261,9 +261,6 @@ def record(
             after = used
         if after != used:
             _store_in(conn, after, new=used.calls == used.rows == used.denied == 0)
-        held = memo(conn)
-        if held is not None:
-            held[("usage", agent, after.day)] = after
         return charge, after
 
     return audit.locked(engine, f"{action} record", work)
@@ -273,6 +270,7 @@ _KEY = (agent_usage.c.agent == bindparam("k_agent")) & (agent_usage.c.day == bin
 _USAGE = select(agent_usage.c.calls, agent_usage.c.rows, agent_usage.c.denied).where(_KEY)
 _INSERT = insert(agent_usage)
 _UPDATE = update(agent_usage).where(_KEY)
+_STORED = "agent_usage rows"
 
 
 def _usage_in(conn: Connection, agent: str, day: date) -> Usage:
@@ -282,13 +280,39 @@ def _usage_in(conn: Connection, agent: str, day: date) -> Usage:
         found: Usage = held[("usage", agent, day)]
         return found
     row = conn.execute(_USAGE, {"k_agent": agent, "k_day": day}).first()
-    if row is None:
-        return Usage(agent=agent, day=day)
-    return Usage(agent=agent, day=day, calls=int(row.calls), rows=int(row.rows), denied=int(row.denied))
+    used = (
+        Usage(agent=agent, day=day)
+        if row is None
+        else Usage(agent=agent, day=day, calls=int(row.calls), rows=int(row.rows), denied=int(row.denied))
+    )
+    if held is not None:
+        held[("usage", agent, day)] = used
+    return used
 
 
 def _store_in(conn: Connection, after: Usage, *, new: bool) -> None:
-    """Write the day's row; ``new`` when there was none (a stored row always has a count above zero)."""
+    """Write the day's row; ``new`` when there was none (a stored row always has a count above zero).
+
+    In a group transaction the row is written once, with the group's last counts, before it commits.
+    """
+    held = memo(conn)
+    if held is None:
+        _write(conn, after, new)
+        return
+    key = ("usage", after.agent, after.day)
+    held[key] = after
+    stored = held.setdefault(_STORED, {})
+    stored[key] = (after, stored[key][1] if key in stored else new)  # latest counts; new at first store
+    defer(conn, _STORED, _write_stored)
+
+
+def _write_stored(conn: Connection) -> None:
+    held = memo(conn)
+    for after, new in (held.pop(_STORED, {}) if held is not None else {}).values():
+        _write(conn, after, new)
+
+
+def _write(conn: Connection, after: Usage, new: bool) -> None:
     values = dict(calls=after.calls, rows=after.rows, denied=after.denied, updated_at=datetime.now(UTC))
     if new:
         conn.execute(_INSERT, {"agent": after.agent, "day": after.day, **values})

@@ -59,14 +59,15 @@ def policy_view(
     dataset: str,
     decoded: bool = False,
     rows: pl.Series | None = None,
-) -> tuple[pl.LazyFrame, ColumnPlan, frozenset[str]]:
+) -> tuple[pl.LazyFrame | pl.DataFrame, ColumnPlan, frozenset[str]]:
     """The policy view of a certified version: contract columns, withheld, masked, policy-filtered.
 
     Dictionary-encoded text columns stay encoded (fast equality filters) unless ``decoded``; the
     third value names the columns the caller must decode after collecting. ``secret`` is the audit key,
     from which the hash mask's per-purpose key is derived. ``rows`` (ascending row numbers, from a row
     index, :mod:`governance.read_index`) narrows the version to the rows that can match the filters; the
-    filters still run over them in full.
+    filters still run over them in full. Up to :data:`EAGER_ROWS` of them, the view is computed at once
+    (a ``DataFrame``); otherwise it is a ``LazyFrame``, so masks run only on the rows a call returns.
     """
     schema = cached.schema
     plan = view_plan(cached, contract, level, grant)
@@ -90,9 +91,14 @@ def policy_view(
         )
     if small and isinstance(frame, pl.DataFrame) and rows is not None:
         # A few candidate rows from a row index: masking them all at once costs less than planning
-        # a lazy query over them, and the filters below still run over every one of them.
-        masked = frame[rows].with_columns(pl.col(to_text).cast(pl.String)).select(exprs)
-        return (masked.filter(row_filter) if row_filter is not None else masked).lazy(), plan, encoded
+        # a lazy query over them, and the filters still run over every one of them.
+        texts = set(to_text)
+        exprs = [
+            pl.col(n).cast(pl.String) if n in texts and n not in plan.masks else e
+            for n, e in zip(plan.shown, exprs, strict=True)
+        ]
+        masked = frame[rows].select(exprs)
+        return (masked.filter(row_filter) if row_filter is not None else masked), plan, encoded
     if rows is not None and isinstance(frame, pl.DataFrame):
         frame = frame[rows]
     base = frame.lazy()
@@ -193,9 +199,14 @@ def where_expr(where: str, plan: ColumnPlan) -> pl.Expr:
     return expr
 
 
-def collect(query: pl.LazyFrame) -> pl.DataFrame:
+def run(
+    view: pl.LazyFrame | pl.DataFrame, condition: pl.Expr | None, columns: list[str], limit: int
+) -> pl.DataFrame:
+    """The agent's query over its view: rows passing ``condition``, ``columns`` of them, at most ``limit``."""
     try:
-        return query.collect()
+        query = view.filter(condition) if condition is not None else view
+        result = query.select(columns).head(limit)
+        return result.collect() if isinstance(result, pl.LazyFrame) else result
     except (
         pl.exceptions.PolarsError
     ) as exc:  # e.g. comparing text to a number; polars' message may echo values

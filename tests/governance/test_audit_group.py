@@ -140,3 +140,41 @@ def test_a_value_the_database_refuses_fails_only_its_own_caller(engine: Engine) 
     assert all(isinstance(outcomes[n], audit.AuditRecord) for n in range(6) if n != 2), outcomes
     assert sorted(r.detail["n"] for r in audit.records(engine)) == [0, 1, 3, 4, 5]
     assert audit.verify(engine).ok
+
+
+def test_works_of_one_transaction_see_what_earlier_works_wrote_though_rows_are_written_once(
+    engine: Engine,
+) -> None:
+    """Audit rows and usage counts are written once per group, yet every work reads what came before."""
+    from datetime import date
+
+    from governance import quota
+    from governance.audit_group import _Work
+
+    group = GroupCommit(engine, audit.lock_in, attempts=8)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2].split()[0].upper()))
+    day = date(2026, 11, 25)
+
+    def count(conn: Connection) -> quota.Usage:
+        used = quota._usage_in(conn, "bot", day)
+        after = quota.Usage("bot", day, used.calls + 1, used.rows + 10, used.denied)
+        quota._store_in(conn, after, new=used.calls == 0)
+        return after
+
+    def newest(conn: Connection) -> object:
+        return audit.last_of(conn, ("read",))
+
+    works = [_append(1), newest, count, _append(2), count, count, _append(3)]
+    results = group._transaction([_Work(str(i), w) for i, w in enumerate(works)])
+    written = list(statements)
+
+    assert [getattr(r, "seq", None) for r in results[:2]] == [1, 1], "last_of sees the group's earlier record"
+    assert [r.calls for r in results if isinstance(r, quota.Usage)] == [1, 2, 3]
+    assert [r.detail for r in audit.records(engine)] == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert audit.verify(engine).ok
+    stored = quota.usage(engine, "bot", day)
+    assert (stored.calls, stored.rows) == (3, 30), "the group's last counts were stored"
+    # records: one insert before last_of, one for the two after it; usage: one row, written once
+    assert written.count("INSERT") == 3
+    assert written.count("UPDATE") == 0
