@@ -782,6 +782,12 @@ _FORMAT_TOKENS = {
     "mm": "%M",
     "SS": "%S",
     "ss": "%S",
+    # UAX #35 zone designators (Z, +01, +0100, +01:00): read, and a date keeps the day as written
+    "XXXXX": "%#z",
+    "XXXX": "%#z",
+    "XXX": "%#z",
+    "XX": "%#z",
+    "X": "%#z",
 }
 _FORMAT_TOKEN = re.compile("|".join(sorted(_FORMAT_TOKENS, key=len, reverse=True)))
 
@@ -790,7 +796,8 @@ def _strftime(fmt: str) -> str:
     """Contract date formats are written as data owners know them (``YYYYMMDD``, ``DD.MM.YYYY``).
 
     ODCS's Java-style ``yyyy-MM-dd`` works too, and ``d.M.yyyy`` (no leading zeros); ``MM`` is always the
-    month and ``MI`` or ``mm`` the minutes. A format holding ``%`` is taken as strftime already.
+    month and ``MI`` or ``mm`` the minutes; ``X`` to ``XXXXX`` read a zone (``Z``, ``+01``, ``+0100``,
+    ``+01:00``). A format holding ``%`` is taken as strftime already.
     """
     if "%" in fmt:
         return fmt

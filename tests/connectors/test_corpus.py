@@ -306,6 +306,7 @@ def test_w3c_date_formats_read_the_same_day(corpus: Path, make_contract: MakeCon
     patterns = ["yyyy-MM-dd", "yyyyMMdd", "dd-MM-yyyy", "MM-dd-yyyy", "dd/MM/yyyy", "MM/dd/yyyy"]
     patterns += ["dd.MM.yyyy", "MM.dd.yyyy"]
     patterns += ["d-M-yyyy", "M-d-yyyy", "d/M/yyyy", "M/d/yyyy", "d.M.yyyy", "M.d.yyyy"]  # no leading zeros
+    patterns += ["yyyy-MM-ddX", "dd.MM.yyyy XXX"]  # with a zone: 2015-03-22Z, 22.03.2015 Z
     columns = [
         {"name": f"d{i}", "physicalName": p, "logicalType": "date", "logicalTypeOptions": {"format": p}}
         for i, p in enumerate(patterns)
@@ -313,8 +314,8 @@ def test_w3c_date_formats_read_the_same_day(corpus: Path, make_contract: MakeCon
     contract = w3c(make_contract, columns)
     extraction, result = validated(contract, corpus / "w3c-csvw-tests" / "tests" / "test188.csv")
     assert result.quarantine.height == 0
-    assert result.valid.select(f"d{i}" for i in range(len(patterns))).row(0) == (date(2015, 3, 22),) * 14
-    assert len(extraction.manifest.undeclared_columns) == 16 - len(patterns)
+    assert result.valid.select(f"d{i}" for i in range(len(patterns))).row(0) == (date(2015, 3, 22),) * 16
+    assert not extraction.manifest.undeclared_columns
 
 
 def sap(make_contract: MakeContract, columns: list[dict[str, Any]], name: str) -> Contract:
