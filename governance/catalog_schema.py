@@ -111,3 +111,15 @@ agent_usage = Table(
     Column("denied", BigInteger, nullable=False),  # calls refused by the quota itself (not counted in calls)
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# Tokens an agent no longer holds (rotated away, or revoked and then reissued), kept so that a later use
+# of one is recognised and audited under its agent's name: a retired token in use is a leaked token.
+retired_tokens = Table(
+    "retired_tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("agent", String(100), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("retired_at", DateTime(timezone=True), nullable=False),
+    Column("how", String(20), nullable=False),  # rotated | reissued
+)

@@ -45,7 +45,7 @@ from governance.access import Client, connect
 from governance.auth_limit import DEFAULT_LIMIT, FailureLimiter
 from governance.bearer import agent_for_token, bearer_token, token_id
 from governance.errors import AccessDenied, AuditError, AuthenticationError, GovernanceError, PolicyError
-from governance.identity import authenticate, current
+from governance.identity import authenticate, current, retired_token
 from governance.policy import CASES_SUFFIX, Policy, load_policy
 from governance.store import Store
 from schemas.contract import DATASET_ID, ContractError, load_contracts
@@ -144,6 +144,9 @@ class Gateway:
                 with self._lock:
                     self._clients.pop(key, None)
         name = agent_for_token(self.engine, token)
+        retired = retired_token(self.engine, token) if name is None else None
+        if retired is not None:  # a token its agent no longer holds: audited under that agent's name
+            raise self._deny(retired.agent, retired.token_id, retired.reason(), address)
         if name is None:
             raise self._deny(
                 "<unknown-token>",

@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from governance import audit
 from governance.catalog import migrate
-from governance.catalog_schema import agents
+from governance.catalog_schema import agents, retired_tokens
 from governance.errors import AuditError, AuthenticationError, GovernanceError
 from governance.store import reading
 
@@ -90,8 +90,8 @@ def add_agent(
         revoked_at=None,
     )
     with _change(engine, name, "new agent") as conn:
-        existing = conn.execute(select(agents.c.revoked_at).where(agents.c.name == name)).first()
-        if existing is not None and existing.revoked_at is None:
+        existing = conn.execute(select(agents).where(agents.c.name == name)).mappings().first()
+        if existing is not None and existing["revoked_at"] is None:
             raise GovernanceError(
                 f"agent {name} already exists. Fix: pick another name, or revoke it first "
                 "(`assay agents revoke`) to issue a new token."
@@ -99,6 +99,7 @@ def add_agent(
         if existing is None:
             conn.execute(agents.insert().values(name=name, **values))
         else:
+            _retire(conn, existing, "reissued", at)
             conn.execute(update(agents).where(agents.c.name == name).values(**values))
         detail = {"level": level, "token_id": token_id, "expires_at": _iso(values["expires_at"])}
         _record(conn, actor, "agent.add", name, detail, audit_key)
@@ -175,6 +176,7 @@ def rotate_token(
             )
         else:
             expires_at = old.expires_at
+        _retire(conn, row, "rotated", at)
         conn.execute(
             update(agents)
             .where(agents.c.name == name)
@@ -252,8 +254,12 @@ def authenticate(engine: Engine, name: str, token: str, *, at: datetime | None =
     migrate(engine)
     with reading(engine) as conn:
         row = conn.execute(select(agents).where(agents.c.name == name)).mappings().first()
-    stored = row["token_hash"] if row is not None else _DUMMY_HASH
-    if not hmac.compare_digest(stored.encode(), _token_hash(token).encode()) or row is None:
+        stored = row["token_hash"] if row is not None else _DUMMY_HASH
+        wrong = not hmac.compare_digest(stored.encode(), _token_hash(token).encode()) or row is None
+        old = _retired_in(conn, token) if wrong else None
+    if old is not None and old.agent == name:
+        raise AuthenticationError(old.reason())
+    if wrong:
         raise AuthenticationError(
             f"authentication failed for agent {name}: unknown agent or wrong token. "
             "Fix: use the token printed when the agent was added."
@@ -261,6 +267,61 @@ def authenticate(engine: Engine, name: str, token: str, *, at: datetime | None =
     agent = _agent(row)
     _check_state(agent, at or datetime.now(UTC))
     return agent
+
+
+@dataclass(frozen=True)
+class RetiredToken:
+    """A token its agent no longer holds: rotated away, or revoked and then reissued."""
+
+    agent: str
+    token_id: str
+    retired_at: datetime
+    how: str  # rotated | reissued
+
+    def reason(self) -> str:
+        return (
+            f"authentication failed for agent {self.agent}: this token was retired ({self.how} at "
+            f"{self.retired_at.isoformat()}); whoever still holds it should not. Fix: use the agent's current "
+            "token, and find out where the old one is still in use."
+        )
+
+
+def retired_token(engine: Engine, token: str) -> RetiredToken | None:
+    """The retired token ``token`` is, its whole secret checked against the stored hash; else None.
+
+    Lets the gateway audit a retired token's use under its agent's name: a rotated token still in use
+    is a leaked or forgotten one, which a security officer wants to see by name.
+    """
+    if not isinstance(token, str) or not TOKEN_FORMAT.fullmatch(token):
+        return None
+    migrate(engine)
+    with reading(engine) as conn:
+        return _retired_in(conn, token)
+
+
+def _retired_in(conn: Connection, token: str) -> RetiredToken | None:
+    match = TOKEN_FORMAT.fullmatch(token)
+    if match is None:
+        return None
+    row = (
+        conn.execute(select(retired_tokens).where(retired_tokens.c.token_id == match.group(1)))
+        .mappings()
+        .first()
+    )
+    if row is None or not hmac.compare_digest(row["token_hash"].encode(), _token_hash(token).encode()):
+        return None
+    at = row["retired_at"]
+    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+    return RetiredToken(agent=row["agent"], token_id=row["token_id"], retired_at=at, how=row["how"])
+
+
+def _retire(conn: Connection, row: Any, how: str, at: datetime) -> None:
+    """Keep the token ``row`` (an ``agents`` row) held until now, so a later use of it is recognised."""
+    conn.execute(
+        retired_tokens.insert().values(
+            token_id=row["token_id"], agent=row["name"], token_hash=row["token_hash"], retired_at=at, how=how
+        )
+    )
 
 
 def _check_state(agent: Agent, now: datetime) -> None:

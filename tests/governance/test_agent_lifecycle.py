@@ -127,6 +127,33 @@ def test_rotation_fails_the_old_token_at_once_even_on_an_open_client(install: In
     assert new_token not in str(rotated.detail) and new_token.split("_", 2)[2] not in str(records(engine))
 
 
+def test_a_retired_token_is_recognised_by_its_whole_secret_and_named_in_the_audit(
+    install: Installation,
+) -> None:
+    """Rotated away or revoked and reissued: a later use says so (audited under the agent), a forgery does not."""
+    from governance.identity import retired_token
+
+    engine = install.store.engine()
+    first = install.tokens["junior-bot"]
+    second = rotate_token(engine, "junior-bot", reason="routine")
+    with pytest.raises(AuthenticationError, match=r"this token was retired \(rotated at"):
+        _connect(install, "junior-bot", first)
+    denied = records(engine)[-1]
+    assert (denied.actor, denied.action, denied.detail["rule"]) == ("junior-bot", "connect", "identity")
+    assert first.split("_", 2)[2] not in str(denied.detail)
+
+    revoke_agent(engine, "junior-bot", reason="left the project")
+    third = add_agent(engine, "junior-bot", "junior")
+    found = retired_token(engine, second)
+    assert found is not None and (found.agent, found.how) == ("junior-bot", "reissued")
+    assert retired_token(engine, first) is not None and retired_token(engine, third) is None
+    forged = first[: len("assay_") + 13] + "q" * 43  # a retired id with a made-up secret proves nothing
+    assert retired_token(engine, forged) is None
+    with pytest.raises(AuthenticationError, match="unknown agent or wrong token"):
+        _connect(install, "junior-bot", forged)
+    assert _connect(install, "junior-bot", third).agent.token_id == third.split("_")[1]
+
+
 def test_rotation_keeps_the_lifetime_unless_given_a_new_one(install: Installation) -> None:
     engine = install.store.engine()
     add_agent(engine, "temp-bot", "intern", expires_in=timedelta(days=2))

@@ -34,6 +34,7 @@ from sqlalchemy import update
 from governance import Catalog, Store, add_agent, revoke_agent
 from governance.audit import AuditRecord, records
 from governance.catalog_schema import agents
+from governance.identity import rotate_token
 from tests.governance.conftest import AUDIT_KEY, CONTRACT, CUSTOMERS, POLICY, certify
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,8 +89,15 @@ class Server:
     url: str
     log: Path
 
-    def log_text(self) -> str:
-        return self.log.read_text(encoding="utf-8")
+    def log_text(self, *, until: str | None = None, timeout_s: float = 10.0) -> str:
+        """The server's log; with ``until``, once that text is in it (the server logs a call after
+        answering it, so a client can get its answer before the line is written)."""
+        deadline = time.monotonic() + timeout_s
+        text = self.log.read_text(encoding="utf-8")
+        while until is not None and until not in text and time.monotonic() < deadline:
+            time.sleep(0.05)
+            text = self.log.read_text(encoding="utf-8")
+        return text
 
 
 @pytest.fixture(scope="module")
@@ -233,8 +241,9 @@ def test_agent_lists_describes_and_reads_with_a_where(home: Home, server: Server
     assert (last.actor, last.action, last.decision, last.detail["rows"]) == ("junior-bot", "read", "allow", 1)
     assert "C000003" not in str(last.detail["where"])  # the literal is stored hashed
 
-    log = server.log_text()
-    assert "tool=read_dataset dataset=crm.customers outcome=allow rows=1" in log
+    line = "tool=read_dataset dataset=crm.customers outcome=allow rows=1"
+    log = server.log_text(until=line)
+    assert line in log
     assert "C000003" not in log and "canary" not in log  # neither where-literals nor values are logged
 
 
@@ -270,7 +279,7 @@ def test_a_deny_is_a_tool_error_naming_the_rule_and_carrying_no_data(home: Home,
         ("read", "crm.customers", "classification"),
         ("read", "erp.orders", "policy"),
     ]
-    assert "outcome=deny:classification" in server.log_text()
+    assert "outcome=deny:classification" in server.log_text(until="outcome=deny:classification")
 
 
 # -- authentication ---------------------------------------------------------------------------------------
@@ -300,7 +309,8 @@ def test_forged_unknown_and_missing_tokens_get_401_and_an_audited_deny(home: Hom
     ]
     assert "wrong token" in denies[0].detail["reason"]
     assert forged not in str([r.detail for r in denies])
-    assert "401 agent=- token=" in server.log_text() and forged[19:] not in server.log_text()
+    log = server.log_text(until="401 agent=- token=")
+    assert "401 agent=- token=" in log and forged[19:] not in log
 
     async def steps(client: Client) -> Any:
         return await client.call_tool("list_datasets", {})
@@ -375,7 +385,9 @@ def test_a_policy_edit_applies_at_once_and_a_broken_edit_serves_nothing(home: Ho
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"},
         )
         assert response.status_code == 503 and "nothing is returned" in response.json()["error"]["message"]
-        assert f"{home.policy}:" in server.log_text()  # operators see file:line in the gateway log
+        assert f"{home.policy}:" in server.log_text(
+            until=f"{home.policy}:"
+        )  # operators see file:line in the gateway log
     finally:
         home.policy.write_text(POLICY_WITH_DOOMED)
     assert len(_as(server, token, list_ids).structured_content["datasets"]) == 2
@@ -408,6 +420,34 @@ def test_the_gateway_refuses_to_start_without_an_audit_key(home: Home, tmp_path:
     assert proc.wait(timeout=60) == 2
     stderr = log.read_text(encoding="utf-8")
     assert "ASSAY_AUDIT_KEY" in stderr and "Fix:" in stderr and not _listening(port)
+
+
+def test_a_retired_token_is_refused_like_any_bad_token_but_audited_under_its_agent(
+    home: Home, server: Server
+) -> None:
+    """A rotated token still in use is a leaked or forgotten one: the security officer sees whose it was."""
+    engine = home.store.engine()
+    old = add_agent(engine, "rotated-bot", "junior")
+    rotate_token(engine, "rotated-bot", reason="suite")
+    forged = old[: len("assay_") + 13] + "z" * 43  # the retired token's id with a made-up secret
+    before = home.audit()[-1].seq
+    for token in (old, forged):
+        response = httpx2.post(
+            server.url,
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"},
+        )
+        assert response.status_code == 401
+        assert "rotated-bot" not in response.text and "retired" not in response.text  # one answer for all
+    denies = [r for r in home.audit() if r.seq > before]
+    assert [(r.actor, r.detail["rule"]) for r in denies] == [
+        ("rotated-bot", "identity"),
+        ("<unknown-token>", "identity"),  # a made-up secret proves nothing: not attributed to the agent
+    ]
+    assert "this token was retired (rotated at" in denies[0].detail["reason"]
+    assert denies[0].detail["token_id"] == old.split("_")[1]
+    assert old.split("_", 2)[2] not in str([r.detail for r in denies])
+    revoke_agent(engine, "rotated-bot", reason="suite")
 
 
 def test_a_flood_of_bad_tokens_is_audited_up_to_the_limit_and_then_refused_429(
