@@ -4,16 +4,27 @@ Everything an agent pays for is included: policy lookup, the masked policy view,
 provenance, and the hash-chained audit record written before data is returned. The predicate is on
 a non-sort column (``customer_id``), so no file or row-group pruning helps.
 
-    .venv/bin/python benchmarks/read.py [--rows 10000000] [--calls 1000] [--threads 1,16]
+    .venv/bin/python benchmarks/read.py [--rows 10000000] [--calls 1000] [--threads 1,16] [--gateway]
 
 Baseline named side by side: the same filter as a bare ``pl.scan_delta(...).filter(...).collect()``
 with no policy, masking or audit. Targets (DESIGN.md): p50 < 20 ms, p99 < 100 ms.
+
+``--gateway`` also measures the same reads end to end as agents make them: ``assay gateway serve`` in
+its own process, and MCP clients (one session each) calling ``read_dataset`` over HTTP, rows returned
+as JSON. The clients run on the same two cores as the gateway, so with 16 of them the figure includes
+their own cost too.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -55,6 +66,8 @@ customProperties:
   - property: source
     value: {kind: sql, connection: bench, table: orders}
 """
+
+KEY = b"benchmark-audit-key-0123456789ab"
 
 POLICY = """\
 agents:
@@ -122,7 +135,6 @@ def measure(store: Store, root: Path, token: str, calls: int, threads: int) -> t
     latencies: list[float] = []
     rows_seen: list[int] = []
     lock = threading.Lock()
-    key = b"benchmark-audit-key-0123456789ab"
 
     def reader(worker: int, count: int) -> None:
         client = connect(
@@ -131,7 +143,7 @@ def measure(store: Store, root: Path, token: str, calls: int, threads: int) -> t
             token,
             contracts_dir=root / "contracts",
             policy_path=root / "policy.yaml",
-            audit_key=key,
+            audit_key=KEY,
         )
         client.read("bench.orders", where="customer_id = 'C000001'", limit=1000)  # warm the scan cache
         for i in range(count):
@@ -149,6 +161,64 @@ def measure(store: Store, root: Path, token: str, calls: int, threads: int) -> t
         w.start()
     for w in workers:
         w.join()
+    return latencies, int(statistics.median(rows_seen))
+
+
+def measure_gateway(root: Path, token: str, calls: int, clients: int) -> tuple[list[float], int]:
+    """Latencies (ms) of ``read_dataset`` over MCP from ``clients`` concurrent sessions to a gateway process."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env.update(
+        ASSAY_HOME=str(root),
+        ASSAY_CONTRACTS=str(root / "contracts"),
+        ASSAY_POLICY=str(root / "policy.yaml"),
+        ASSAY_AUDIT_KEY=KEY.hex(),
+    )
+    command = [sys.executable, "-m", "pipelines.cli", "gateway", "serve", "--port", str(port)]
+    with (root / "gateway.log").open("wb") as log:
+        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    url = f"http://127.0.0.1:{port}/mcp"
+    latencies: list[float] = []
+    rows_seen: list[int] = []
+
+    async def agent(worker: int, count: int) -> None:
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                args = {"dataset": "bench.orders", "where": "customer_id = 'C000001'", "limit": 1000}
+                await client.call_tool("read_dataset", args)  # warm the scan cache
+                for i in range(count):
+                    customer = f"C{(worker * 1009 + i * 7) % 30_000:06d}"
+                    args["where"] = f"customer_id = '{customer}'"
+                    start = time.perf_counter()
+                    result = await client.call_tool("read_dataset", args)
+                    latencies.append((time.perf_counter() - start) * 1000)
+                    if result.is_error:
+                        raise RuntimeError(f"read_dataset failed: {result.content}")
+                    rows_seen.append(len(result.structured_content["rows"]))
+
+    async def all_agents() -> None:
+        await asyncio.gather(*(agent(w, calls // clients) for w in range(clients)))
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError((root / "gateway.log").read_text()) from None
+                time.sleep(0.1)
+        asyncio.run(all_agents())
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
     return latencies, int(statistics.median(rows_seen))
 
 
@@ -171,6 +241,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--threads", default="1,16")
+    parser.add_argument(
+        "--gateway", action="store_true", help="also read through `assay gateway serve` over MCP"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="assay-bench-read-") as tmp:
         root = Path(tmp)
@@ -188,6 +261,10 @@ def main() -> None:
         for threads in (int(t) for t in args.threads.split(",")):
             lat, returned = measure(store, root, token, args.calls, threads)
             rows.append((f"assay read, {threads} concurrent reader(s)", lat, threads, returned))
+        if args.gateway:
+            for clients in (int(t) for t in args.threads.split(",")):
+                lat, returned = measure_gateway(root, token, args.calls, clients)
+                rows.append((f"gateway over MCP, {clients} concurrent session(s)", lat, clients, returned))
         print(f"\n{'what':<55} {'calls':>6} {'p50 ms':>8} {'p99 ms':>8} {'rows/call':>9}")
         for name, lat, _, returned in rows:
             print(
