@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 from erp import CONTRACT
 
-from connectors.delimited import DelimitedFile
+from connectors.delimited import DEFAULT_CHUNK_BYTES, DelimitedFile
 from governance.publish import RowStream, stage
 from governance.quarantine import QuarantineWriter
 from pipelines.batch import header_names
@@ -62,6 +62,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("file", type=Path)
+    parser.add_argument("--chunk-mb", type=int, default=DEFAULT_CHUNK_BYTES >> 20, help="chunk size in MiB")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="assay-stages-"))
     contract_path = work / "bench.erp_orders.yaml"
@@ -72,7 +73,12 @@ def main() -> None:
     assert isinstance(source, DelimitedSource)
     fmt = TextFormat.of(contract)
     reader = DelimitedFile(
-        args.file, source, [c.name for c in contract.columns], checksum="0" * 64, names=header_names(contract)
+        args.file,
+        source,
+        [c.name for c in contract.columns],
+        chunk_bytes=args.chunk_mb << 20,
+        checksum="0" * 64,
+        names=header_names(contract),
     )
     print(f"{args.file} (load average {os.getloadavg()[0]:.1f})")
     figures: dict[str, tuple[float, float]] = {}

@@ -171,7 +171,8 @@ def _batches(stream: RowStream, batch_id: str) -> pa.RecordBatchReader:
     def batches() -> Iterator[pa.RecordBatch]:
         for chunk in stream.chunks:
             stream.rows += chunk.height
-            yield from chunk.with_columns(tag).to_arrow().cast(schema).to_batches()
+            table = chunk.with_columns(tag).to_arrow()
+            yield from (table if table.schema == schema else table.cast(schema)).to_batches()
 
     return pa.RecordBatchReader.from_batches(schema, batches())
 
