@@ -164,7 +164,9 @@ def measure(store: Store, root: Path, token: str, calls: int, threads: int) -> t
     return latencies, int(statistics.median(rows_seen))
 
 
-def measure_gateway(root: Path, token: str, calls: int, clients: int) -> tuple[list[float], int]:
+def measure_gateway(
+    root: Path, token: str, calls: int, clients: int, workers: int = 1
+) -> tuple[list[float], int]:
     """Latencies (ms) of ``read_dataset`` over MCP from ``clients`` concurrent sessions to a gateway process."""
     import httpx2
     from mcp import Client
@@ -181,6 +183,7 @@ def measure_gateway(root: Path, token: str, calls: int, clients: int) -> tuple[l
         ASSAY_AUDIT_KEY=KEY.hex(),
     )
     command = [sys.executable, "-m", "pipelines.cli", "gateway", "serve", "--port", str(port)]
+    command += ["--workers", str(workers)]
     with (root / "gateway.log").open("wb") as log:
         server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}/mcp"
@@ -244,6 +247,7 @@ def main() -> None:
     parser.add_argument(
         "--gateway", action="store_true", help="also read through `assay gateway serve` over MCP"
     )
+    parser.add_argument("--gateway-workers", default="1", help="gateway processes to measure, e.g. 1,2")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="assay-bench-read-") as tmp:
         root = Path(tmp)
@@ -262,9 +266,11 @@ def main() -> None:
             lat, returned = measure(store, root, token, args.calls, threads)
             rows.append((f"assay read, {threads} concurrent reader(s)", lat, threads, returned))
         if args.gateway:
-            for clients in (int(t) for t in args.threads.split(",")):
-                lat, returned = measure_gateway(root, token, args.calls, clients)
-                rows.append((f"gateway over MCP, {clients} concurrent session(s)", lat, clients, returned))
+            for workers in (int(w) for w in args.gateway_workers.split(",")):
+                for clients in (int(t) for t in args.threads.split(",")):
+                    lat, returned = measure_gateway(root, token, args.calls, clients, workers)
+                    what = f"gateway over MCP, {workers} worker(s), {clients} session(s)"
+                    rows.append((what, lat, clients, returned))
         print(f"\n{'what':<55} {'calls':>6} {'p50 ms':>8} {'p99 ms':>8} {'rows/call':>9}")
         for name, lat, _, returned in rows:
             print(

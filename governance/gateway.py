@@ -465,12 +465,14 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(app: ASGIApp, sock: socket.socket) -> None:
-    """Serve the gateway's app on a bound socket until SIGINT or SIGTERM; request lines go to stderr."""
+def serve(app: ASGIApp, sock: socket.socket, name: str | None = None) -> None:
+    """Serve the gateway's app on a bound socket until SIGINT or SIGTERM; request lines go to stderr
+    (prefixed ``assay.gateway[name]`` for one of several workers)."""
     import uvicorn
 
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s assay.gateway %(message)s"))
+    label = f"assay.gateway[{name}]" if name else "assay.gateway"
+    handler.setFormatter(logging.Formatter(f"%(asctime)s {label} %(message)s"))
     LOG.addHandler(handler)
     LOG.setLevel(logging.INFO)
     LOG.propagate = False

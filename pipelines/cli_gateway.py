@@ -34,10 +34,18 @@ def gateway() -> None:
     show_default=True,
     help="Failed authentications per client address per minute audited one by one; past it, 429.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Gateway processes sharing the port (e.g. one per core); each holds its own copy of the data.",
+)
 @friendly
-def gateway_serve(host: str, port: int, auth_failures: int) -> None:
+def gateway_serve(host: str, port: int, auth_failures: int, workers: int) -> None:
     """Serve certified datasets to agents over MCP (Streamable HTTP at /mcp) until stopped."""
     from governance.gateway import Gateway, GatewaySettings, asgi_app, bind, serve
+    from governance.gateway_workers import serve_workers
     from pipelines.settings import assay_resource, audit_key, contracts_dir, policy_path
 
     if not os.environ.get("ASSAY_AUDIT_KEY"):
@@ -66,12 +74,20 @@ def gateway_serve(host: str, port: int, auth_failures: int) -> None:
             err=True,
         )
     shown = f"[{host}]" if ":" in host else host
+    processes = f", {workers} worker processes" if workers > 1 else ""
     click.echo(
         f"assay: gateway serving MCP at http://{shown}:{port}/mcp ({len(found.contracts)} contracts from "
-        f"{contracts}, policy {policy}, catalog {store.engine().url.render_as_string(hide_password=True)})",
+        f"{contracts}, policy {policy}, catalog {store.engine().url.render_as_string(hide_password=True)}"
+        f"{processes})",
         err=True,
     )
-    serve(app, sock)
+    if workers == 1:
+        serve(app, sock)
+        return
+    del found, app  # checked above; each worker loads its own
+    code = serve_workers(settings, host, sock, workers)
+    if code:
+        raise SystemExit(code)
 
 
 def _loopback(host: str) -> bool:

@@ -32,7 +32,7 @@ from mcp.client.streamable_http import streamable_http_client
 from sqlalchemy import update
 
 from governance import Catalog, Store, add_agent, revoke_agent
-from governance.audit import AuditRecord, records
+from governance.audit import AuditRecord, records, verify
 from governance.catalog_schema import agents
 from governance.identity import rotate_token
 from tests.governance.conftest import AUDIT_KEY, CONTRACT, CUSTOMERS, POLICY, certify
@@ -493,3 +493,76 @@ def test_a_flood_of_bad_tokens_is_audited_up_to_the_limit_and_then_refused_429(
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The gateway worker processes (spawned interpreters) whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[1]) == pid and b"spawn_main" in cmdline and stat[0] != "Z":
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def test_several_workers_share_the_port_restart_when_one_dies_and_stop_together(
+    home: Home, tmp_path: Path
+) -> None:
+    """--workers 2: both serve one port, a killed worker is replaced, SIGTERM stops every one."""
+    port, log = _free_port(), tmp_path / "workers.log"
+    proc = _start(home, port, log, None, "--workers", "2")
+    try:
+        assert _wait_for(lambda: _listening(port) and len(_workers_of(proc.pid)) == 2), log.read_text()
+        server = Server(url=f"http://127.0.0.1:{port}/mcp", log=log)
+        before = home.audit()[-1].seq
+
+        async def reads(client: Client) -> list[Any]:
+            args = {"dataset": "crm.customers", "where": "customer_id = 'C000003'", "limit": 10}
+            return [await client.call_tool("read_dataset", args) for _ in range(5)]
+
+        async def sessions() -> list[list[Any]]:
+            async def one() -> list[Any]:
+                headers = {"Authorization": f"Bearer {home.tokens['junior-bot']}"}
+                async with httpx2.AsyncClient(headers=headers) as http:
+                    async with Client(streamable_http_client(server.url, http_client=http)) as client:
+                        return await reads(client)
+
+            return list(await asyncio.gather(*(one() for _ in range(8))))
+
+        results = [r for batch in asyncio.run(sessions()) for r in batch]
+        assert len(results) == 40 and not any(r.is_error for r in results)
+        assert all(r.structured_content["provenance"]["rows"] == 1 for r in results)
+        new = [r for r in home.audit() if r.seq > before]
+        assert sum(1 for r in new if r.action == "read" and r.decision == "allow") == 40
+        assert verify(home.store.engine(), AUDIT_KEY).ok, "two processes appending keep one valid chain"
+        assert "[worker-" in server.log_text(until="tool=read_dataset")
+
+        first = _workers_of(proc.pid)
+        os.kill(first[0], signal.SIGKILL)
+        assert _wait_for(lambda: len(_workers_of(proc.pid)) == 2 and first[0] not in _workers_of(proc.pid))
+        assert "starting it again" in log.read_text()
+        assert not _as(server, home.tokens["junior-bot"], reads)[0].is_error  # still serving
+
+        workers = _workers_of(proc.pid)
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+        assert _wait_for(lambda: not any(Path(f"/proc/{w}").exists() for w in workers), 15)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
