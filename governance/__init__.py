@@ -3,7 +3,7 @@
 Agents import only this package; nothing here imports dagster.
 """
 
-from governance.access import Client, ReadResult, connect
+from governance.access import Client, ReadResult
 from governance.anchors import Anchor
 from governance.audit import (
     ANCHOR_EVERY,
@@ -17,6 +17,7 @@ from governance.audit import (
     verify,
 )
 from governance.catalog import Catalog, DatasetState
+from governance.client_connect import connect
 from governance.errors import (
     AccessDenied,
     AuditError,

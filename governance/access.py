@@ -1,6 +1,7 @@
 """The in-process agent client: identity, then policy, then a masked view, then the agent's query, then audit.
 
-For trusted code in the same process as the catalog (untrusted agents go through the gateway server).
+For trusted code in the same process as the catalog (untrusted agents go through the gateway server);
+built by :func:`governance.client_connect.connect`.
 Every call, allowed or denied, appends exactly one audit record before anything is returned; if the
 record cannot be written the call raises :class:`AuditError` and returns nothing.
 
@@ -30,18 +31,18 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 from sqlalchemy import Connection
 
-from governance import audit, policy_log, quota
+from governance import audit, quota
 from governance.catalog import Catalog, DatasetState
-from governance.errors import AccessDenied, AuditError, AuthenticationError, GovernanceError, PolicyError
-from governance.identity import AGENT_NAME, Agent, authenticate, current
+from governance.errors import AccessDenied, AuditError, AuthenticationError
+from governance.identity import Agent, current
+from governance.ledger import Ledger
 from governance.masks import ColumnPlan
-from governance.policy import DEFAULT_POLICY_DIR, Grant, load_policy
+from governance.policy import Grant
 from governance.read_cache import FRAMES, CertifiedFrame, decode
 from governance.read_index import equality_terms
 from governance.store import Store, reading
@@ -55,7 +56,7 @@ from governance.view import (
     view_plan,
     where_expr,
 )
-from schemas.contract import COLUMN_NAME, DATASET_ID, Contract, load_contracts
+from schemas.contract import COLUMN_NAME, DATASET_ID, Contract
 
 MIN_KEY_BYTES = 16
 
@@ -75,14 +76,6 @@ class ReadResult:
     provenance: dict[str, Any]
 
 
-class _QuotaHit(Denied):
-    """Internal: the quota refuses the call before any work is done (re-decided under the lock)."""
-
-    def __init__(self, which: str, reason: str) -> None:
-        super().__init__("quota", reason)
-        self.which = which
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -95,87 +88,6 @@ class _Target:
     version: int
     contract: Contract
     grant: Grant
-
-
-def connect(
-    store: Store,
-    agent: str,
-    token: str,
-    *,
-    contracts_dir: str | Path,
-    policy_path: str | Path = DEFAULT_POLICY_DIR,
-    audit_key: bytes,
-    in_memory: bool = True,
-    clock: Callable[[], datetime] | None = None,
-    loaded_by: str = "connect",
-) -> Client:
-    """Authenticate ``agent`` and return its client; a failed attempt is audited as a deny and raises.
-
-    ``audit_key`` (at least 16 random bytes, kept secret) keys the hashes of ``where`` literals in the
-    audit log and, derived per purpose, the ``hash`` mask. Invalid policy or contract files raise
-    :class:`PolicyError` / ``ContractError`` before anyone is authenticated. ``in_memory`` serves
-    certified versions from the process-wide in-memory cache (:mod:`governance.read_cache`), right for a
-    long-lived gateway; a one-shot process (the CLI) scans the Delta version instead.
-
-    A policy whose text differs from the newest recorded one is recorded (``policy_change``) before anyone
-    is authenticated, as ``loaded_by`` (a gateway passes ``"gateway"``); a policy that does not load is
-    recorded as ``policy_invalid`` when the catalog is reachable, then raised. ``clock`` (UTC now by
-    default) decides the quota day; tests inject it.
-    """
-    if not isinstance(audit_key, bytes) or len(audit_key) < MIN_KEY_BYTES:
-        raise GovernanceError(
-            f"audit_key must be at least {MIN_KEY_BYTES} bytes. Fix: generate one with secrets.token_bytes(32)."
-        )
-    engine = store.engine()
-    try:
-        policy = load_policy(policy_path)
-    except PolicyError as exc:
-        policy_log.record_invalid_quietly(engine, policy_path, exc, audit_key, by=loaded_by)
-        raise
-    catalog = Catalog(engine)
-    policy_log.record_policy(engine, policy, audit_key, by=loaded_by)
-    contracts = {c.id: c for c in load_contracts(contracts_dir)}
-    actor = agent if isinstance(agent, str) and AGENT_NAME.fullmatch(agent) else "<invalid-name>"
-    try:
-        identity = authenticate(engine, agent, token)
-    except AuthenticationError as exc:
-        audit.append(
-            engine,
-            actor=actor,
-            action="connect",
-            dataset=None,
-            decision="deny",
-            detail={"rule": "identity", "reason": str(exc)},
-            anchor_key=audit_key,
-        )
-        raise
-    grant = policy.grant_for(identity.name)
-    detail = {
-        "level": identity.level,
-        "token_id": identity.token_id,
-        "purpose": grant.purpose if grant else None,
-        "policy": grant.source if grant else None,
-        "reason": None,
-    }
-    audit.append(
-        engine,
-        actor=identity.name,
-        action="connect",
-        dataset=None,
-        decision="allow",
-        detail=detail,
-        anchor_key=audit_key,
-    )
-    return Client(
-        store=store,
-        catalog=catalog,
-        agent=identity,
-        grant=grant,
-        contracts=contracts,
-        audit_key=audit_key,
-        in_memory=in_memory,
-        clock=clock,
-    )
 
 
 class Client:
@@ -194,14 +106,13 @@ class Client:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.in_memory = in_memory
-        self.clock = clock or _utc_now
         self.store = store
         self.catalog = catalog
         self.agent = agent
         self.grant = grant
         self._contracts = contracts
         self._audit_key = audit_key
-        self._usage_hint: quota.Usage | None = None  # today's use as this client last recorded it
+        self._ledger = Ledger(catalog.engine, audit_key, clock or _utc_now)
 
     # -- the three calls --------------------------------------------------------------------------
     def datasets(self) -> list[dict[str, Any]]:
@@ -210,7 +121,7 @@ class Client:
             with _guarded():
                 self._refresh()
                 grant = self._grant()
-                self._quota_gate(reading=False)
+                self._gate(reading=False)
         except Denied as denied:
             raise self._deny("datasets", None, denied, {}) from None
         listed = [
@@ -229,7 +140,7 @@ class Client:
         try:
             with _guarded():
                 target = self._target(dataset)
-                self._quota_gate(reading=False)
+                self._gate(reading=False)
                 view, plan, _ = self._view(target)
                 schema = view.collect_schema()
         except Denied as denied:
@@ -295,7 +206,7 @@ class Client:
         try:
             with _guarded():
                 target = self._target(dataset)
-                self._quota_gate(reading=True)
+                self._gate(reading=True)
                 rows_cap = limit_rows(limit, self.agent.level)
                 plan = view_plan(
                     self._scan(dataset, target.version), target.contract, self.agent.level, target.grant
@@ -441,59 +352,18 @@ class Client:
     # -- quota and audit ------------------------------------------------------------------------------
     def daily_quota(self) -> quota.Quota:
         """This agent's daily quota: its policy entry's, else its level's default."""
-        return quota.quota_for(self.grant, self.agent.level)
+        return self._ledger.daily_quota(self.agent, self.grant)
 
-    def _quota_gate(self, *, reading: bool) -> None:
-        """Refuse before doing any work when today's quota is already used up (re-checked under the lock)."""
-        limits = self.daily_quota()
-        day = quota.utc_day(self.clock())
-        hint = self._usage_hint
-        if hint is not None and hint.day == day and quota.exhausted(limits, hint, reading=reading) is None:
-            return  # use only grows within a day; the decision under the lock counts what others used since
-        used = quota.usage(self.catalog.engine, self.agent.name, day)
-        which = quota.exhausted(limits, used, reading=reading)
-        if which is not None:
-            raise _QuotaHit(which, quota.hit_reason(self.agent.name, limits, used, which))
-
-    def _record(
-        self, action: str, dataset: str | None, decide: Callable[[quota.Usage], quota.Charge]
-    ) -> quota.Charge:
-        """Decide, audit and count one call in one transaction (raising :class:`AuditError` if it fails)."""
-        charge, self._usage_hint = quota.record(
-            self.catalog.engine,
-            agent=self.agent.name,
-            quota=self.daily_quota(),
-            clock=self.clock,
-            action=action,
-            dataset=dataset if isinstance(dataset, str) and DATASET_ID.fullmatch(dataset) else None,
-            decide=decide,
-            anchor_key=self._audit_key,
-        )
-        return charge
+    def _gate(self, *, reading: bool) -> None:
+        self._ledger.gate(self.agent, self.grant, reading=reading)
 
     def _allow(
         self, action: str, dataset: str | None, detail: dict[str, Any], rows: int | None = None
     ) -> quota.Charge:
-        """Record an allowed call; if the quota ran out meanwhile, it is recorded as a quota deny and raised."""
-        charge = self._record(action, dataset, quota.allow(self.agent.name, self.daily_quota(), detail, rows))
-        if charge.quota_denied:
-            raise AccessDenied(f"{action} denied by rule 'quota': {charge.detail['reason']}")
-        return charge
+        return self._ledger.allow(self.agent, self.grant, action, dataset, detail, rows)
 
     def _deny(self, action: str, dataset: str | None, denied: Denied, detail: dict[str, Any]) -> AccessDenied:
-        """Audit a deny (raising :class:`AuditError` if that fails) and build the error to raise."""
-        body = {**detail, "rule": denied.rule, "reason": denied.reason}
-        decide = quota.deny(body)
-        if isinstance(denied, _QuotaHit):
-            limits, hint = self.daily_quota(), denied.which
-
-            def decide(used: quota.Usage) -> quota.Charge:
-                which = quota.exhausted(limits, used, reading=action == "read") or hint
-                return quota.refusal(self.agent.name, limits, used, which, detail)
-
-        charge = self._record(action, dataset, decide)
-        error = AuthenticationError if denied.rule == "identity" else AccessDenied
-        return error(f"{action} denied by rule '{denied.rule}': {charge.detail['reason']}")
+        return self._ledger.deny(self.agent, self.grant, action, dataset, denied, detail)
 
     def _column_names(self, dataset: object) -> frozenset[str]:
         """The contract's column names of ``dataset`` (kept in clear in audited filters), else none."""

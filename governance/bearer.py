@@ -3,7 +3,7 @@
 A token ``assay_<token_id>_<secret>`` carries its id in clear, and the catalog maps the id to the agent,
 so over HTTP an agent presents its token alone. The lookup proves nothing: the caller still checks the
 whole token against its stored hash (:func:`governance.identity.authenticate`, through
-:func:`governance.access.connect`), and revocation and expiry with it.
+:func:`governance.client_connect.connect`), and revocation and expiry with it.
 """
 
 from __future__ import annotations

@@ -41,9 +41,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from governance import audit, policy_log
-from governance.access import Client, connect
+from governance.access import Client
 from governance.auth_limit import DEFAULT_LIMIT, FailureLimiter
 from governance.bearer import agent_for_token, bearer_token, token_id
+from governance.client_connect import connect
 from governance.errors import AccessDenied, AuditError, AuthenticationError, GovernanceError, PolicyError
 from governance.identity import authenticate, current, retired_token
 from governance.policy import CASES_SUFFIX, Policy, load_policy

@@ -1,6 +1,6 @@
 """Policy changes in the audit log: which policy text was in force, from when, and what changed.
 
-Whenever a process loads the policy to serve agents (:func:`governance.access.connect`, a gateway at
+Whenever a process loads the policy to serve agents (:func:`governance.client_connect.connect`, a gateway at
 start), it calls :func:`record_policy`. If the policy's content digest differs from the newest policy
 record, one ``policy_change`` record is appended (actor ``policy``) with the digest, the files, and the
 agents added, removed and changed, each changed agent with the names of the keys that changed. Values
