@@ -106,7 +106,8 @@ def process_in_chunks(
             quarantine.close()
         except BaseException as exc:
             quarantine.abort()
-            failures.append(exc)
+            if not isinstance(exc, GeneratorExit):  # stopped early by a failing writer: not the cause
+                failures.append(exc)
             raise
         checkpoint("quarantined")
 
@@ -115,15 +116,15 @@ def process_in_chunks(
             for valid in chunks:
                 classification.add(valid)
                 yield valid
-        except BaseException as exc:
+        except Exception as exc:  # not GeneratorExit: a writer that stopped early is not this stage's failure
             failures.append(exc)
             raise
 
     table = store.table_path(contract.id)
-    # Four stages at once, each in its own thread, one chunk apart: splitting the file (the reader's),
-    # validating, the classification tally, and writing Parquet (this thread). Each takes a similar
-    # share of the work, so both cores stay busy; validating and classifying in one thread made it the
-    # bottleneck.
+    # The stages run at once, each in its own thread, one chunk apart: reading lines and splitting fields
+    # (the reader's two), validating, the classification tally, and writing Parquet (this thread). No
+    # stage takes much more than another, so both cores stay busy; validating and classifying in one
+    # thread made that thread the bottleneck.
     rows = RowStream(schema, read_ahead(classified(read_ahead(validated()))))
     try:
         staged = stage_rows(catalog, table, compiled, batch, rows, mode="replace")
