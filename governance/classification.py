@@ -62,6 +62,7 @@ from governance.detectors import (
     TEXT,
     Plan,
     candidate_values,
+    distinct_counts,
     merge_candidates,
     plan_text,
     present_counts,
@@ -157,6 +158,7 @@ def _confidence(detector: str, ratio: float, hint: bool, span_years: int) -> Con
     return LEVELS[min(level + hint, 2)]
 
 
+FEW_DISTINCT = 0.2  # a column with at most this share of distinct values is counted per distinct value
 POOL_ROWS = 1_000_000  # distinct candidate values pooled before the detectors run (a run has a fixed cost)
 
 
@@ -172,12 +174,14 @@ class Scan:
 
     today: date
     pool_rows: int = POOL_ROWS
+    few_distinct: float = FEW_DISTINCT
     rows: int = 0
     _kinds: dict[str, str] = field(default_factory=dict)  # column -> "text" | "date" (order kept)
     _counts: dict[str, dict[str, int]] = field(default_factory=dict)
     _born: dict[str, tuple[int, int]] = field(default_factory=dict)
     _pool: list[pl.DataFrame] = field(default_factory=list)
     _pooled: int = 0
+    _few: dict[str, bool] = field(default_factory=dict)  # column -> counted per distinct value
 
     def add(self, frame: pl.DataFrame, columns: Sequence[str]) -> None:
         """Count one frame of the batch; ``columns`` must be readable (see :func:`detect`)."""
@@ -197,7 +201,17 @@ class Scan:
         index = {name: i for i, name in enumerate(self._kinds)}
         texts = [c for c in columns if self._kinds[c] == "text"]
         dates = [c for c in columns if self._kinds[c] == "date"]
-        for name, n in present_counts(frame, texts).items():
+        # Columns of few distinct values are counted per distinct value, the others row by row; the
+        # figures are the same either way. A column is judged on the first frame it comes in.
+        for name in texts:
+            if name not in self._few:
+                share = frame.get_column(name).n_unique() / frame.height
+                self._few[name] = share <= self.few_distinct
+        by_value = [c for c in texts if self._few[c]]
+        by_row = [c for c in texts if not self._few[c]]
+        present, counted = distinct_counts(frame, [(index[c], c) for c in by_value])
+        present.update(present_counts(frame, by_row))
+        for name, n in present.items():
             self._bump(name, "non_null", n)
         if dates:
             row = frame.select([e for c in dates for e in typed_birth_dates(c, frame.schema[c], self.today)])
@@ -207,7 +221,7 @@ class Scan:
                     self._years(column, value, value)
                 else:
                     self._bump(column, measure, int(value or 0))
-        candidates = candidate_values(frame, [(index[c], c) for c in texts])
+        candidates = pl.concat([counted, candidate_values(frame, [(index[c], c) for c in by_row])])
         if candidates.height:
             self._pool.append(candidates)
             self._pooled += candidates.height

@@ -352,6 +352,34 @@ def candidate_values(frame: pl.DataFrame, texts: list[tuple[int, str]]) -> pl.Da
     return pl.concat(parts).group_by(COLUMN, RAW).agg(pl.len().cast(pl.Int64).alias(WEIGHT)).collect()
 
 
+def distinct_counts(frame: pl.DataFrame, texts: list[tuple[int, str]]) -> tuple[dict[str, int], pl.DataFrame]:
+    """:func:`present_counts` and :func:`candidate_values` at once, for columns holding few distinct values.
+
+    Each column's values are counted first, and both tests run once per distinct value, weighted by its
+    count: the same figures, without a regular expression per row. A column of mostly distinct values
+    (ids) is cheaper the other way, testing every row and counting only the few candidates.
+    """
+    present: dict[str, int] = {}
+    parts = []
+    for i, name in texts:
+        counted = (
+            frame.lazy()
+            .select(pl.col(name).cast(pl.String).alias(RAW))
+            .group_by(RAW)
+            .agg(pl.len().cast(pl.Int64).alias(WEIGHT))
+            .collect()
+        )
+        present[name] = int(counted.filter(pl.col(RAW).str.contains(r"\S")).get_column(WEIGHT).sum())
+        parts.append(
+            counted.filter(pl.col(RAW).str.contains(CANDIDATE)).select(
+                pl.lit(i, pl.UInt32).alias(COLUMN), RAW, WEIGHT
+            )
+        )
+    if not parts:
+        return present, pl.DataFrame(schema={COLUMN: pl.UInt32, RAW: pl.String, WEIGHT: pl.Int64})
+    return present, pl.concat(parts)
+
+
 def merge_candidates(parts: list[pl.DataFrame]) -> pl.DataFrame:
     """Several frames' :func:`candidate_values` as one, each distinct value once with its weights summed."""
     if len(parts) == 1:

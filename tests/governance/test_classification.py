@@ -518,6 +518,33 @@ def test_a_batch_scanned_in_chunks_finds_what_one_scan_of_it_finds() -> None:
     assert scan.findings(threshold=1e-9, min_matches=1) == whole
 
 
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(st.none(), st.sampled_from([*_PADDED, "", "  ", "\u00a0", "x"]), st.text(max_size=30)),
+        min_size=1,
+        max_size=120,
+    ),
+    st.integers(min_value=1, max_value=50),
+)
+def test_counting_per_distinct_value_gives_the_counts_of_counting_row_by_row(
+    values: list[str | None], chunk: int
+) -> None:
+    """Columns of few distinct values are counted per value, the others row by row: same findings."""
+    frame = pl.DataFrame(
+        {"value": values, "number": [len(v or "") for v in values]},
+        schema={"value": pl.String, "number": pl.Int64},
+    )
+    found = []
+    for few_distinct in (0.0, 1.0):  # never per distinct value, always
+        scan = Scan(TODAY, pool_rows=40, few_distinct=few_distinct)
+        for offset in range(0, frame.height, chunk):
+            scan.add(frame.slice(offset, chunk), frame.columns)
+        found.append(scan.findings(threshold=1e-9, min_matches=1))
+    assert found[0] == found[1]
+    assert found[0] == detect(frame, today=TODAY, threshold=1e-9, min_matches=1)
+
+
 # --- robustness ------------------------------------------------------------------------------------------
 
 
