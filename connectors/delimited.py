@@ -180,9 +180,7 @@ class DelimitedFile:
         if wanted is not None and rt is not None:
             wanted = [rt.field, *wanted]
         native = rt is None or rt.field < self.width
-        # Reading and splitting the next chunk into lines (a thread of its own) overlaps with splitting
-        # this one's fields.
-        for lines in read_ahead(record_lines(self.path, src.encoding, self.chunk_bytes, self.dialect)):
+        for lines in record_lines(self.path, src.encoding, self.chunk_bytes, self.dialect):
             fields = chunk_fields(
                 lines,
                 self.dialect,

@@ -122,10 +122,10 @@ def process_in_chunks(
 
     table = store.table_path(contract.id)
     # The stages run at once, each in its own thread, one chunk apart: reading lines and splitting fields
-    # (the reader's two), validating, the classification tally, and writing Parquet (this thread). No
-    # stage takes much more than another, so both cores stay busy; validating and classifying in one
-    # thread made that thread the bottleneck.
-    rows = RowStream(schema, read_ahead(classified(read_ahead(validated()))))
+    # (the reader's two), validating, and the classification tally with writing Parquet (the thread the
+    # Delta writer pulls rows in). No stage takes much more than another, so both cores stay busy;
+    # validating and classifying in one thread made that thread the bottleneck.
+    rows = RowStream(schema, classified(read_ahead(validated())))
     try:
         staged = stage_rows(catalog, table, compiled, batch, rows, mode="replace")
     except Exception:
