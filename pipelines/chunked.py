@@ -121,11 +121,11 @@ def process_in_chunks(
             raise
 
     table = store.table_path(contract.id)
-    # The stages run at once, each in its own thread, one chunk apart: reading lines and splitting fields
-    # (the reader's two), validating, and the classification tally with writing Parquet (the thread the
-    # Delta writer pulls rows in). No stage takes much more than another, so both cores stay busy;
-    # validating and classifying in one thread made that thread the bottleneck.
-    rows = RowStream(schema, classified(read_ahead(validated())))
+    # Four stages at once, each in its own thread, one chunk apart: splitting the file (the reader's),
+    # validating, the classification tally, and writing Parquet (the thread the Delta writer pulls rows
+    # in). No stage takes much more than another, so both cores stay busy; validating and classifying in
+    # one thread made that thread the bottleneck.
+    rows = RowStream(schema, read_ahead(classified(read_ahead(validated()))))
     try:
         staged = stage_rows(catalog, table, compiled, batch, rows, mode="replace")
     except Exception:
