@@ -42,6 +42,7 @@ from pipelines.batch import (
 from schemas import CompiledContract, TextFormat, validate
 from schemas.chunked import DuplicateKeys, ValidationTally
 from schemas.contract import DelimitedSource, FixedWidthSource
+from schemas.validate import Validator
 
 
 def process_in_chunks(
@@ -98,8 +99,9 @@ def process_in_chunks(
 
     def validated() -> Iterator[pl.DataFrame]:
         try:
+            validator = Validator(compiled, fmt, duplicated=duplicated)
             for records in reader.records():
-                result = validate(compiled, records, fmt, duplicated=duplicated)
+                result = validator(records)
                 quarantine.write(result.quarantine)
                 tally.add(result)
                 yield result.valid

@@ -185,69 +185,117 @@ def validate(
     chunk by chunk passes ``duplicated`` (see :class:`schemas.chunked.DuplicateKeys`), so ``unique``
     gives the reasons it would give on the whole batch.
     """
-    contract = compiled.contract
-    missing = [c.name for c in contract.columns if c.name not in raw.columns]
-    if missing:
-        raise ValidationError(
-            f"{contract.id}: the batch lacks declared column(s) {missing}. "
-            "Fix: map them with physicalName in the contract, or remove them from it."
+    return Validator(compiled, fmt, duplicated=duplicated)(raw)
+
+
+class Validator:
+    """:func:`validate` for many frames of one batch: the typing and rule expressions are built once.
+
+    Building them takes a few milliseconds of Python per frame, holding the interpreter lock that the
+    pipeline's other threads need.
+    """
+
+    def __init__(
+        self,
+        compiled: CompiledContract,
+        fmt: TextFormat,
+        *,
+        duplicated: Mapping[str, pl.Series] | None = None,
+    ) -> None:
+        self.compiled = compiled
+        self.fmt = fmt
+        self.duplicated = duplicated
+        self._plans: dict[tuple[bool, tuple[bool, ...]], _Plan] = {}
+
+    def __call__(self, raw: pl.DataFrame) -> Validation:
+        compiled, contract = self.compiled, self.compiled.contract
+        missing = [c.name for c in contract.columns if c.name not in raw.columns]
+        if missing:
+            raise ValidationError(
+                f"{contract.id}: the batch lacks declared column(s) {missing}. "
+                "Fix: map them with physicalName in the contract, or remove them from it."
+            )
+        origin = [c for c in raw.columns if c.startswith("_") and c != RECORD_ERROR]
+        has_error = RECORD_ERROR in raw.columns
+        numbers = [c.name for c in contract.columns if c.logical_type == "number"]
+        minus = (
+            raw.lazy().select([pl.col(n).cast(pl.String).str.ends_with("-").any() for n in numbers]).collect()
         )
-    origin = [c for c in raw.columns if c.startswith("_") and c != RECORD_ERROR]
-    record_error = pl.col(RECORD_ERROR) if RECORD_ERROR in raw.columns else pl.lit(None, pl.String)
-    cols = {c.name: c for c in contract.columns}
-    frame = raw.lazy().with_columns([pl.col(c.name).cast(pl.String) for c in contract.columns])
-    numbers = [c.name for c in contract.columns if c.logical_type == "number"]
-    minus = raw.lazy().select([pl.col(n).cast(pl.String).str.ends_with("-").any() for n in numbers]).collect()
-    steps = [
-        parse_steps(c, fmt, _typed(c.name), trailing_minus=c.name not in numbers or bool(minus[c.name][0]))
-        for c in contract.columns
-    ]
-    for depth in range(max((len(s) for s in steps), default=0)):
-        frame = frame.with_columns(
-            [e.alias(name) for s in steps if depth < len(s) for name, e in s[depth].items()]
+        key = (has_error, tuple(bool(minus[n][0]) for n in numbers))
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._plan(has_error, dict(zip(numbers, key[1], strict=True)))
+        frame = raw.lazy().with_columns(plan.strings)
+        for step in plan.steps:
+            frame = frame.with_columns(step)
+        frame = frame.with_columns(plan.fails).with_columns(plan.bad)
+        # Only what the two frames and the counts read is kept: the helper columns (stripped text,
+        # normalised numbers) would otherwise be materialised for every row.
+        kept = [
+            *(c.name for c in contract.columns),
+            *(_typed(c.name) for c in contract.columns),
+            *origin,
+            *([RECORD_ERROR] if has_error else []),
+            *(_fail(i) for i in range(len(plan.fails))),
+            "__bad__",
+        ]
+        checked = frame.select(kept).collect()
+        bad = checked.get_column("__bad__")
+        valid = (
+            checked.lazy()
+            .filter(~pl.col("__bad__"))
+            .select(plan.typed + [pl.col(c) for c in origin])
+            .collect()
         )
-    sound = record_error.is_null()
-    fails = [
-        (sound & _rule_fails(rule, check, cols[rule.column], fmt, duplicated)).alias(_fail(i))
-        for i, (rule, check) in enumerate(compiled.checks)
-    ]
-    frame = frame.with_columns(fails).with_columns(
-        (~sound | pl.any_horizontal([pl.col(_fail(i)) for i in range(len(fails))] or [pl.lit(False)])).alias(
-            "__bad__"
+        # The few quarantined rows are taken out first; their reasons are built from them alone.
+        failed = checked.filter(bad)
+        quarantine = failed.select([pl.col(c.name) for c in contract.columns] + [pl.col(c) for c in origin])
+        quarantine = quarantine.with_columns(_reasons(compiled, failed))
+        counts = checked.select(plan.counts)
+        failures = {name: int(counts[name][0]) for name in counts.columns}
+        if has_error:
+            failures[RECORD] = int(checked.select(pl.col(RECORD_ERROR).is_not_null().sum()).item())
+        return Validation(valid=valid, quarantine=quarantine, failures=failures)
+
+    def _plan(self, has_error: bool, trailing_minus: Mapping[str, bool]) -> _Plan:
+        compiled, contract, fmt = self.compiled, self.compiled.contract, self.fmt
+        cols = {c.name: c for c in contract.columns}
+        steps = [
+            parse_steps(c, fmt, _typed(c.name), trailing_minus=trailing_minus.get(c.name, True))
+            for c in contract.columns
+        ]
+        depth = max((len(s) for s in steps), default=0)
+        record_error = pl.col(RECORD_ERROR) if has_error else pl.lit(None, pl.String)
+        sound = record_error.is_null()
+        fails = [
+            (sound & _rule_fails(rule, check, cols[rule.column], fmt, self.duplicated)).alias(_fail(i))
+            for i, (rule, check) in enumerate(compiled.checks)
+        ]
+        return _Plan(
+            strings=[pl.col(c.name).cast(pl.String) for c in contract.columns],
+            steps=[
+                [e.alias(name) for s in steps if d < len(s) for name, e in s[d].items()] for d in range(depth)
+            ],
+            fails=fails,
+            bad=(
+                ~sound | pl.any_horizontal([pl.col(_fail(i)) for i in range(len(fails))] or [pl.lit(False)])
+            ).alias("__bad__"),
+            typed=[pl.col(_typed(c.name)).cast(dtype_of(c)).alias(c.name) for c in contract.columns],
+            counts=[pl.col(_fail(i)).sum().alias(rule.name) for i, (rule, _) in enumerate(compiled.checks)],
         )
-    )
-    # Only what the two frames and the counts read is kept: the helper columns (stripped text, normalised
-    # numbers) would otherwise be materialised for every row.
-    kept = [
-        *(c.name for c in contract.columns),
-        *(_typed(c.name) for c in contract.columns),
-        *origin,
-        *([RECORD_ERROR] if RECORD_ERROR in raw.columns else []),
-        *(_fail(i) for i in range(len(fails))),
-        "__bad__",
-    ]
-    checked = frame.select(kept).collect()
-    bad = checked.get_column("__bad__")
-    valid = (
-        checked.lazy()
-        .filter(~pl.col("__bad__"))
-        .select(
-            [pl.col(_typed(c.name)).cast(dtype_of(c)).alias(c.name) for c in contract.columns]
-            + [pl.col(c) for c in origin]
-        )
-        .collect()
-    )
-    # The few quarantined rows are taken out first; their reasons are built from them alone.
-    failed = checked.filter(bad)
-    quarantine = failed.select([pl.col(c.name) for c in contract.columns] + [pl.col(c) for c in origin])
-    quarantine = quarantine.with_columns(_reasons(compiled, failed))
-    counts = checked.select(
-        [pl.col(_fail(i)).sum().alias(rule.name) for i, (rule, _) in enumerate(compiled.checks)]
-    )
-    failures = {name: int(counts[name][0]) for name in counts.columns}
-    if RECORD_ERROR in raw.columns:
-        failures[RECORD] = int(checked.select((~sound).sum()).item())
-    return Validation(valid=valid, quarantine=quarantine, failures=failures)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The expressions validating one kind of frame (with or without record errors; which numbers have a
+    trailing minus)."""
+
+    strings: list[pl.Expr]
+    steps: list[list[pl.Expr]]
+    fails: list[pl.Expr]
+    bad: pl.Expr
+    typed: list[pl.Expr]
+    counts: list[pl.Expr]
 
 
 def _reasons(compiled: CompiledContract, failed: pl.DataFrame) -> pl.Series:

@@ -245,15 +245,15 @@ def test_a_failure_while_streaming_raises_itself_and_leaves_no_commit(
     import pipelines.chunked as chunked
 
     calls = {"n": 0}
-    real = chunked.validate
 
-    def failing_on_the_third_chunk(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1  # the first call only probes the schema of the valid rows
-        if calls["n"] == 4:
-            raise OSError("landing volume went away")
-        return real(*args, **kwargs)
+    class FailingOnTheThirdChunk(chunked.Validator):
+        def __call__(self, raw: pl.DataFrame) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError("landing volume went away")
+            return super().__call__(raw)
 
-    monkeypatch.setattr(chunked, "validate", failing_on_the_third_chunk)
+    monkeypatch.setattr(chunked, "Validator", FailingOnTheThirdChunk)
     with pytest.raises(OSError, match="landing volume went away"):
         run(tmp_path, batch_file, 64, "failing")
     store = Store(home=tmp_path / "failing", catalog_url=f"sqlite:///{tmp_path / 'failing'}.db")
