@@ -74,6 +74,7 @@ agents:
   bench-junior:
     datasets: ["bench.*"]
     purpose: benchmark
+    quota: {calls: 1000000, rows: 1000000000}  # the level's default (1M rows a day) would stop the run
 """
 
 

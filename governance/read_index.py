@@ -160,8 +160,12 @@ class _HashIndex:
     rows: pl.Series  # the row each hash came from
 
     def rows_for(self, literal_hash: int) -> pl.Series:
-        lo = int(self.hashes.search_sorted(literal_hash, side="left"))
-        hi = int(self.hashes.search_sorted(literal_hash, side="right"))
+        if literal_hash >= 2**64 - 1:  # no hash above it: its run ends with the index
+            lo = int(self.hashes.search_sorted(literal_hash, side="left"))
+            return self.rows.slice(lo).sort()
+        # one search for where the hash's run starts and where the next hash's would (it ends there)
+        bounds = self.hashes.search_sorted(pl.Series([literal_hash, literal_hash + 1], dtype=pl.UInt64))
+        lo, hi = int(bounds[0]), int(bounds[1])
         return self.rows.slice(lo, hi - lo).sort()
 
 

@@ -170,3 +170,15 @@ def test_agent_reads_through_the_index_equal_reads_of_the_delta_version(install:
     assert cached.indexes is not None
     assert "email" not in cached.indexes.indexed_columns(), "a masked column is never indexed"
     assert "customer_id" in cached.indexes.indexed_columns()
+
+
+def test_a_hash_run_is_found_whole_at_either_end_of_the_index() -> None:
+    from governance.read_index import _HashIndex
+
+    top = 2**64 - 1
+    hashes = pl.Series([0, 0, 5, 5, 5, 9, top, top], dtype=pl.UInt64)
+    index = _HashIndex(hashes=hashes, rows=pl.Series([7, 1, 6, 0, 3, 2, 5, 4], dtype=pl.UInt32))
+    assert index.rows_for(0).to_list() == [1, 7]
+    assert index.rows_for(5).to_list() == [0, 3, 6]
+    assert index.rows_for(6).to_list() == []
+    assert index.rows_for(top).to_list() == [4, 5]
