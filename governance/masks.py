@@ -156,8 +156,12 @@ SMALL_BATCH = 1024  # up to this many values, hashing one by one beats finding t
 
 
 def _hmac_series(key: bytes) -> Callable[[pl.Series], pl.Series]:
+    keyed = hmac.new(key, digestmod=hashlib.sha256)  # the key schedule once; each value starts from a copy
+
     def digest(value: str) -> str:
-        return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+        h = keyed.copy()
+        h.update(value.encode("utf-8"))
+        return h.digest()[:8].hex()  # = hexdigest()[:16]
 
     def hash_values(values: pl.Series) -> pl.Series:
         if values.len() <= SMALL_BATCH:  # the rows one read returns
