@@ -19,6 +19,7 @@ _LAST_DIGIT = {
     **{str(i): str(i) for i in range(10)},
 }
 UNITS = pl.Decimal(38, 0)
+_OVERPUNCHED = r"^([+-]?)([0-9]*)([0-9{}A-R])$"
 
 
 def signed_digits(text: pl.Expr, *, overpunch: bool = False) -> pl.Expr:
@@ -28,14 +29,12 @@ def signed_digits(text: pl.Expr, *, overpunch: bool = False) -> pl.Expr:
     """
     t = text.str.strip_chars(" ")
     if overpunch:
-        last = t.str.slice(-1, 1)
-        body = t.str.slice(0, t.str.len_chars() - 1)
+        # one regular expression splits sign, digits and the punched last character (and rejects the rest)
+        parts = t.str.extract_groups(_OVERPUNCHED)
+        sign, body, last = (parts.struct.field(k) for k in ("1", "2", "3"))
         digit = last.replace_strict(_LAST_DIGIT, default=None, return_dtype=pl.String)
-        t = (
-            pl.when(last.is_in(list(NEGATIVE)) & ~body.str.starts_with("-") & ~body.str.starts_with("+"))
-            .then(pl.lit("-") + body + digit)
-            .otherwise(body + digit)
-        )
+        sign = pl.when(last.is_in(list(NEGATIVE)) & (sign == "")).then(pl.lit("-")).otherwise(sign)
+        return pl.when(last.is_not_null()).then(sign + body + digit)
     return pl.when(t.str.contains(r"^[+-]?[0-9]+$")).then(t)
 
 
