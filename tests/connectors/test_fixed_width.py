@@ -434,3 +434,23 @@ def test_any_bytes_end_as_rows_or_reasons(fuzz_contracts: list[Contract], data: 
 def test_any_records_end_as_rows_or_reasons(fuzz_contracts: list[Contract], records: list[str]) -> None:
     for contract in fuzz_contracts:
         _roundtrip(contract, "\n".join(records).encode("cp1252", errors="replace"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [b"a", b"9", b" ", b"\n", b"\r", b"\r\n", "é".encode(), b"\x1f", b"\xff", b"\xef\xbb\xbf"]
+        ),
+        max_size=40,
+    )
+)
+def test_lines_split_by_polars_are_exactly_the_lines_split_in_python(pieces: list[bytes]) -> None:
+    """The UTF-8 fast path (polars' CSV reader) gives the records and offsets the Python split gives, or
+    declines; it never differs."""
+    from connectors._fixed_chunks import _native_lines, lines_of
+
+    raw = b"".join(pieces)
+    native = _native_lines(raw, 11)
+    if native is not None:
+        assert native.equals(lines_of(raw.decode("utf-8", errors="replace"), raw, 11, "utf-8"))
