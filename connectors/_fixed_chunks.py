@@ -18,6 +18,7 @@ from typing import Any
 
 import polars as pl
 
+from connectors._chunks import LINE_SEPARATORS
 from connectors.controls import Scope
 from connectors.manifest import ControlProblem
 from schemas.contract import FixedWidthSource
@@ -27,7 +28,6 @@ REPLACEMENT = "\ufffd"
 RECORD = "_rec"
 DEFAULT_CHUNK_BYTES = 8 << 20
 UNDECLARED = "undeclared"
-_SEPARATORS = ("\x1f", "\x1e", "\x1d", "\x1c", "\x01", "\x02", "\x03")  # one is absent from a chunk
 
 
 def single_byte(encoding: str) -> bool:
@@ -143,7 +143,7 @@ def _native_lines(raw: bytes, offset: int) -> pl.DataFrame | None:
     do, and each line's size is its bytes plus its line feed, plus the CR when every line had one (mixed
     line ends, a BOM, a CR ending the bytes or invalid UTF-8 take the Python path).
     """
-    separator = next((c for c in _SEPARATORS if c.encode() not in raw), None)
+    separator = next((c for c in LINE_SEPARATORS if c.encode() not in raw), None)
     if separator is None or not raw or raw.startswith(codecs.BOM_UTF8) or raw.endswith(b"\r"):
         return None
     try:

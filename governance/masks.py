@@ -96,23 +96,27 @@ def purpose_key(secret: bytes, purpose: str) -> bytes:
     return hmac.new(secret, b"assay-mask:" + purpose.encode("utf-8"), hashlib.sha256).digest()
 
 
-def mask_expr(name: str, mask: str, dtype: pl.DataType, key: bytes) -> pl.Expr:
-    """The expression that replaces column ``name`` (of ``dtype``) with its masked form; nulls stay null."""
-    col = pl.col(name)
+def mask_expr(name: str, mask: str, dtype: pl.DataType, key: bytes, col: pl.Expr | None = None) -> pl.Expr:
+    """The expression that replaces column ``name`` (of ``dtype``) with its masked form; nulls stay null.
+
+    ``col`` is the column's value as stored (default ``pl.col(name)``; e.g. a dictionary-encoded column
+    cast back to text).
+    """
+    col = pl.col(name) if col is None else col
     if mask == "redact":
         if dtype == pl.String:
             return pl.when(col.is_null()).then(None).otherwise(pl.lit(REDACTED)).alias(name)
-        return _null(name)
+        return _null(col, name)
     if mask == "hash":
         return col.cast(pl.String).map_batches(_hmac_series(key), return_dtype=pl.String, is_elementwise=True)
     if mask == "partial":
         return _partial(col.cast(pl.String)).alias(name)
     if mask == "null":
-        return _null(name)
+        return _null(col, name)
     if mask == "month":
         if dtype.is_temporal() and dtype != pl.Time and dtype != pl.Duration:
             return col.dt.truncate("1mo").alias(name)
-        return _null(name)  # nothing date-like to truncate: show nothing rather than the value
+        return _null(col, name)  # nothing date-like to truncate: show nothing rather than the value
     prefix = PREFIX_MASK.fullmatch(mask)
     if prefix is not None:
         return postcode_prefix(col, int(prefix.group(1)) if prefix.group(1) else None).alias(name)
@@ -121,9 +125,9 @@ def mask_expr(name: str, mask: str, dtype: pl.DataType, key: bytes) -> pl.Expr:
     raise ValueError(f"column {name}: mask {mask!r} is not known")
 
 
-def _null(name: str) -> pl.Expr:
+def _null(col: pl.Expr, name: str) -> pl.Expr:
     """Null of the column's own type."""
-    return pl.when(pl.lit(False)).then(pl.col(name)).alias(name)
+    return pl.when(pl.lit(False)).then(col).alias(name)
 
 
 def postcode_prefix(col: pl.Expr, chars: int | None = None) -> pl.Expr:

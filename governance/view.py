@@ -74,12 +74,16 @@ def policy_view(
     frame = cached.frame
     small = rows is not None and isinstance(frame, pl.DataFrame) and rows.len() <= EAGER_ROWS
     encoded = frozenset() if decoded or small else cached.encoded - set(plan.masks)
-    to_text = sorted(cached.encoded - encoded)  # masks work on text, and so does a decoded view
+    to_text = cached.encoded - encoded  # masks work on text, and so does a decoded view
     key = purpose_key(secret, grant.purpose)
+
+    def stored(name: str) -> pl.Expr:
+        return pl.col(name).cast(pl.String) if name in to_text else pl.col(name)
+
     exprs = [
-        mask_expr(name, plan.masks[name], schema[name], key).alias(name)
+        mask_expr(name, plan.masks[name], schema[name], key, stored(name)).alias(name)
         if name in plan.masks
-        else pl.col(name)
+        else stored(name).alias(name)
         for name in plan.shown
     ]
     row_filter = grant.row_filter_expr()
@@ -89,22 +93,11 @@ def policy_view(
             f"the policy's row_filter for agent {agent} tests a column this agent does not "
             f"see in {dataset}, so no row can be shown. Fix the row_filter at {grant.source}.",
         )
-    if small and isinstance(frame, pl.DataFrame) and rows is not None:
-        # A few candidate rows from a row index: masking them all at once costs less than planning
-        # a lazy query over them, and the filters still run over every one of them.
-        texts = set(to_text)
-        exprs = [
-            pl.col(n).cast(pl.String) if n in texts and n not in plan.masks else e
-            for n, e in zip(plan.shown, exprs, strict=True)
-        ]
-        masked = frame[rows].select(exprs)
-        return (masked.filter(row_filter) if row_filter is not None else masked), plan, encoded
     if rows is not None and isinstance(frame, pl.DataFrame):
         frame = frame[rows]
-    base = frame.lazy()
-    if to_text:
-        base = base.with_columns(pl.col(to_text).cast(pl.String))
-    view = base.select(exprs)
+    # A few candidate rows from a row index are masked all at once (cheaper than planning a lazy query
+    # over them); the filters still run over every one of them.
+    view = (frame if small else frame.lazy()).select(exprs)
     if row_filter is not None:
         view = view.filter(row_filter)
     return view, plan, encoded

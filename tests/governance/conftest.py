@@ -145,6 +145,25 @@ class Installation:
         certify(self.catalog, self.contracts_dir / f"{dataset_id}.yaml", dataset_id, version, rows)
 
 
+def customer_rows(n: int, *, customers: int | None = None, emails: int | None = None) -> pl.DataFrame:
+    """``n`` rows of the crm.customers contract; ``customers``/``emails`` distinct values (default: all)."""
+    return pl.DataFrame(
+        {
+            "customer_id": [f"C{k % (customers or n):06d}" for k in range(n)],
+            "billing_country": [("DE", "FR", "US", "GB")[k % 4] for k in range(n)],
+            "segment": [("smb", "mid", "enterprise")[k % 3] for k in range(n)],
+            "annual_revenue": [float(k) for k in range(n)],
+            "full_name": [f"Person {k}" for k in range(n)],
+            "email": [f"p{k % (emails or n)}@canary.test" for k in range(n)],
+            "birth_date": [None] * n,
+            "national_id": [f"ID-{k}" for k in range(n)],
+            "_batch_id": ["b1"] * n,
+            "_source_line": list(range(n)),
+        },
+        schema_overrides={"birth_date": pl.Date},
+    )
+
+
 def certify(catalog: Catalog, contract_path: Path, dataset_id: str, version: int, rows: int) -> None:
     """Walk a batch through the real catalog: register, start, stage, certify."""
     contract = load_contract(contract_path)

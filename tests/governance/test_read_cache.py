@@ -10,31 +10,14 @@ from polars.testing import assert_frame_equal
 
 from governance import connect
 from governance.read_cache import FRAMES, CertifiedFrames, decode
+from tests.governance.conftest import customer_rows
 
 if TYPE_CHECKING:
     from conftest import Installation
 
 
-def _many(n: int = 2000) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "customer_id": [f"C{k:06d}" for k in range(n)],
-            "billing_country": [("DE", "FR", "US", "GB")[k % 4] for k in range(n)],
-            "segment": [("smb", "mid", "enterprise")[k % 3] for k in range(n)],
-            "annual_revenue": [float(k) for k in range(n)],
-            "full_name": [f"Person {k}" for k in range(n)],
-            "email": [f"p{k}@canary.test" for k in range(n)],
-            "birth_date": [None] * n,
-            "national_id": [f"ID-{k}" for k in range(n)],
-            "_batch_id": ["b1"] * n,
-            "_source_line": list(range(n)),
-        },
-        schema_overrides={"birth_date": pl.Date},
-    )
-
-
 def test_low_cardinality_text_is_encoded_and_decodes_to_the_stored_values(install: Installation) -> None:
-    write_deltalake(install.table(), _many().to_arrow(), mode="overwrite")
+    write_deltalake(install.table(), customer_rows(2000).to_arrow(), mode="overwrite")
     cache = CertifiedFrames()
     cached = cache.get(install.store.table_path("crm.customers"), 1)
     assert {"billing_country", "segment"} <= cached.encoded
@@ -45,7 +28,7 @@ def test_low_cardinality_text_is_encoded_and_decodes_to_the_stored_values(instal
 
 
 def test_reads_on_encoded_columns_match_plain_polars_including_text_operations(install: Installation) -> None:
-    write_deltalake(install.table(), _many().to_arrow(), mode="overwrite")
+    write_deltalake(install.table(), customer_rows(2000).to_arrow(), mode="overwrite")
     install.certify("crm.customers", 1, 2000)
     FRAMES.clear()
     client = connect(  # junior: customer_id in clear (interns see it hashed) and no 100-row cap

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from governance.read_index import MAX_INDEXED_COLUMNS, RowIndexes, equality_terms
+from tests.governance.conftest import customer_rows
 
 if TYPE_CHECKING:
     from conftest import Installation
@@ -121,21 +122,7 @@ def test_agent_reads_through_the_index_equal_reads_of_the_delta_version(install:
     from governance.read_cache import FRAMES
 
     n = 3000
-    rows = pl.DataFrame(
-        {
-            "customer_id": [f"C{k % 700:06d}" for k in range(n)],
-            "billing_country": [("DE", "FR", "US", "GB")[k % 4] for k in range(n)],
-            "segment": [("smb", "mid", "enterprise")[k % 3] for k in range(n)],
-            "annual_revenue": [float(k) for k in range(n)],
-            "full_name": [f"Person {k}" for k in range(n)],
-            "email": [f"p{k % 50}@canary.test" for k in range(n)],
-            "birth_date": [None] * n,
-            "national_id": [f"ID-{k}" for k in range(n)],
-            "_batch_id": ["b1"] * n,
-            "_source_line": list(range(n)),
-        },
-        schema_overrides={"birth_date": pl.Date},
-    )
+    rows = customer_rows(n, customers=700, emails=50)
     write_deltalake(install.table(), rows.to_arrow(), mode="overwrite")
     install.certify("crm.customers", 1, n)
     FRAMES.clear()
