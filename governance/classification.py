@@ -40,9 +40,14 @@ drifts or messages.
 Cost: most values of an ERP batch (ids, codes, amounts as text) cannot match any detector, and the rest
 repeat (currencies, statuses, plants): :data:`governance.detectors.CANDIDATE`, a necessary condition of every
 detector, lets through only values that could match, and the detectors run once per distinct value
-(weighted by its count), so verdicts and counts are those of every row. Date and Datetime columns are only
-checked for dates of birth, without parsing; floats, decimals, booleans and times are not scanned (no
-detector can match them); integers are read as text (cards and dates get stored as numbers).
+(weighted by its count), so verdicts and counts are those of every row; a detector whose shape no value has
+does not run at all. A column of few distinct values is counted per value and tested once per batch; one
+of mostly distinct values (ids) is tested row by row, and only what the gate lets through is counted.
+Date and Datetime columns are only checked for dates of birth, without parsing, and a column all of whose
+dates lie outside the birth window is settled from its smallest and largest; floats, decimals, booleans and
+times are not scanned (no detector can match them); integers are read as text (cards and dates get stored
+as numbers), and counted before they are cast. A caller that can prove a column inert (no value it may hold
+matches a detector, see :func:`pipelines.classify.inert_columns`) has only its values counted.
 :class:`Scan` adds a batch up frame by frame, in flat memory; :func:`detect` is one frame's scan.
 """
 
@@ -58,17 +63,20 @@ import polars as pl
 
 from governance._pii_patterns import DETECTORS, NAME_HINTS
 from governance.detectors import (
+    CANDIDATE_OR_BLANK,
     COLUMN,
+    RAW,
     TEXT,
+    WEIGHT,
     Plan,
-    candidate_values,
-    distinct_counts,
+    birth_window,
+    births,
+    counted,
+    may_be_blank,
     merge_candidates,
     plan_text,
-    present_counts,
     reading,
     text_of,
-    typed_birth_dates,
     verdict_counts,
 )
 from governance.errors import GovernanceError
@@ -86,6 +94,7 @@ __all__ = [
     "Scan",
     "detect",
     "drift",
+    "matches_none",
     "row_verdicts",
 ]
 
@@ -159,6 +168,9 @@ def _confidence(detector: str, ratio: float, hint: bool, span_years: int) -> Con
 
 
 FEW_DISTINCT = 0.2  # a column with at most this share of distinct values is counted per distinct value
+OPTIMIZATIONS = (
+    pl.QueryOptFlags.none()
+)  # a frame's counting query is plain: optimising it costs, gains nothing
 POOL_ROWS = 1_000_000  # distinct candidate values pooled before the detectors run (a run has a fixed cost)
 
 
@@ -166,22 +178,29 @@ POOL_ROWS = 1_000_000  # distinct candidate values pooled before the detectors r
 class Scan:
     """Every detector over every row of a batch's columns, added up frame by frame in flat memory.
 
-    Each :meth:`add` counts the frame's non-null values and keeps only the distinct values that could match
-    a detector (:data:`~governance.detectors.CANDIDATE`) with their counts; the detectors run when those
-    pile up past :data:`POOL_ROWS`, and on what is left at :meth:`findings`. The counts are exactly those of
-    running every detector on every row of the whole batch at once.
+    Each :meth:`add` counts the frame's non-null values and keeps distinct values with their counts: every
+    one of a column of few distinct values (judged on its first frame), only the candidates
+    (:data:`~governance.detectors.CANDIDATE`) and blanks of the others, in one query per frame. The
+    blanks come off the non-null counts and the detectors run on the candidates when those pile up past
+    :data:`POOL_ROWS`, and on what is left at :meth:`findings`. The counts are exactly those of running
+    every detector on every row of the whole batch at once.
+
+    ``inert`` names columns no value of which can match a detector (a caller proves it, e.g. from the
+    rules every value passed: see :func:`pipelines.classify.inert_columns`), mapped to whether a value may
+    be blank: only their present values are counted, with no test at all when none may be blank.
     """
 
     today: date
     pool_rows: int = POOL_ROWS
     few_distinct: float = FEW_DISTINCT
+    inert: Mapping[str, bool] = field(default_factory=dict)
     rows: int = 0
-    _kinds: dict[str, str] = field(default_factory=dict)  # column -> "text" | "date" (order kept)
+    _kinds: dict[str, str] = field(default_factory=dict)  # column -> "text" | "date" | "none" (order kept)
     _counts: dict[str, dict[str, int]] = field(default_factory=dict)
     _born: dict[str, tuple[int, int]] = field(default_factory=dict)
     _pool: list[pl.DataFrame] = field(default_factory=list)
     _pooled: int = 0
-    _few: dict[str, bool] = field(default_factory=dict)  # column -> counted per distinct value
+    _by_value: dict[str, bool] = field(default_factory=dict)  # text column -> counted per distinct value
 
     def add(self, frame: pl.DataFrame, columns: Sequence[str]) -> None:
         """Count one frame of the batch; ``columns`` must be readable (see :func:`detect`)."""
@@ -200,41 +219,54 @@ class Scan:
             return
         index = {name: i for i, name in enumerate(self._kinds)}
         texts = [c for c in columns if self._kinds[c] == "text"]
-        dates = [c for c in columns if self._kinds[c] == "date"]
-        # Columns of few distinct values are counted per distinct value, the others row by row; the
-        # figures are the same either way. A column is judged on the first frame it comes in.
-        for name in texts:
-            if name not in self._few:
-                share = frame.get_column(name).n_unique() / frame.height
-                self._few[name] = share <= self.few_distinct
-        by_value = [c for c in texts if self._few[c]]
-        by_row = [c for c in texts if not self._few[c]]
-        present, counted = distinct_counts(frame, [(index[c], c) for c in by_value])
-        present.update(present_counts(frame, by_row))
-        for name, n in present.items():
-            self._bump(name, "non_null", n)
-        if dates:
-            row = frame.select([e for c in dates for e in typed_birth_dates(c, frame.schema[c], self.today)])
-            for key, value in row.row(0, named=True).items():
-                column, measure = key.rsplit("\x00", 1)
-                if measure in ("born_min", "born_max"):
-                    self._years(column, value, value)
-                else:
-                    self._bump(column, measure, int(value or 0))
-        candidates = pl.concat([counted, candidate_values(frame, [(index[c], c) for c in by_row])])
-        if candidates.height:
-            self._pool.append(candidates)
-            self._pooled += candidates.height
+        undecided = [c for c in texts if c not in self._by_value and c not in self.inert]
+        if undecided:  # judged on the first frame a column comes in
+            shares = frame.select(pl.col(c).n_unique() / frame.height for c in undecided).row(0)
+            self._by_value.update(
+                (c, share <= self.few_distinct) for c, share in zip(undecided, shares, strict=True)
+            )
+        lazy, schema = frame.lazy(), frame.schema
+        parts = []
+        for name in columns:
+            values, dtype = frame.get_column(name), schema[name]
+            if self._kinds[name] == "none":
+                continue
+            non_null = values.len() - values.null_count()
+            self._bump(name, "non_null", non_null)  # blank texts are taken off when the pool is tested
+            if self._kinds[name] == "date":
+                physical = values.to_physical()
+                first, last = birth_window(dtype, self.today)
+                if non_null and physical.max() >= first and physical.min() <= last:  # type: ignore[operator]
+                    born, *years = births(values, self.today)
+                    self._bump(name, "date_of_birth", born)
+                    self._years(name, *years)
+                continue
+            text = pl.col(name) if isinstance(dtype, pl.String) else pl.col(name).cast(pl.String)
+            if name in self.inert:
+                if self.inert[name]:
+                    parts.append(counted(lazy, text.filter(may_be_blank(text)), index[name]))
+            elif self._by_value[name]:
+                parts.append(counted(lazy, pl.col(name), index[name]))
+            else:
+                parts.append(counted(lazy, text.filter(text.str.contains(CANDIDATE_OR_BLANK)), index[name]))
+        pooled = pl.concat(parts).collect(engine="in-memory", optimizations=OPTIMIZATIONS) if parts else None
+        if pooled is not None and pooled.height:
+            self._pool.append(pooled)
+            self._pooled += pooled.height
             if self._pooled >= self.pool_rows:
                 self._run()
 
     def _run(self) -> None:
-        """The detectors over the pooled distinct values; their weighted matches added to the counts."""
+        """The pooled distinct values: blank ones taken off the non-null counts; the detectors run over the
+        others, their weighted matches added to the counts."""
         if not self._pool:
             return
         pooled = merge_candidates(self._pool)
         self._pool, self._pooled = [], 0
         names = list(self._kinds)
+        blank = pooled.filter(~pl.col(RAW).str.contains(r"\S")).group_by(COLUMN).agg(pl.col(WEIGHT).sum())
+        for column, n in blank.iter_rows():
+            self._bump(names[column], "non_null", -n)
         for row in verdict_counts(pooled, self.today).iter_rows(named=True):
             name = names[row.pop(COLUMN)]
             self._years(name, row.pop("born_min"), row.pop("born_max"))
@@ -277,6 +309,21 @@ class Scan:
                 found.append(Finding(name, det, matches, non_null, ratio, confidence, evidence))
             result[name] = sorted(found, key=lambda f: -f.ratio)
         return result
+
+
+def matches_none(values: Mapping[str, Sequence[str]], today: date) -> set[str]:
+    """The names in ``values`` none of whose values any detector matches (each list read as a column)."""
+    names = list(values)
+    every = pl.DataFrame(
+        {
+            COLUMN: [i for i, n in enumerate(names) for _ in values[n]],
+            RAW: [v for n in names for v in values[n]],
+        },
+        schema={COLUMN: pl.UInt32, RAW: pl.String},
+    )
+    counts = verdict_counts(every.with_columns(pl.lit(1, pl.Int64).alias(WEIGHT)), today)
+    matched = counts.filter(pl.any_horizontal(pl.col(DETECTORS) > 0)).get_column(COLUMN)
+    return set(names) - {names[i] for i in matched}
 
 
 def detect(

@@ -9,8 +9,10 @@ by how often the value occurs). What counts as a match is in :mod:`governance._p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from datetime import date, time
+from functools import lru_cache
 
 import polars as pl
 
@@ -75,6 +77,35 @@ CANDIDATE = (
 )
 
 
+CANDIDATE_OR_BLANK = rf"{CANDIDATE}|^\s*$"  # the candidates and the values whose stripped text is empty
+
+# Every character class :data:`CANDIDATE` tests. Two characters that pass the same of these classes are
+# interchangeable in it: a value with one put for the other is let through or held back alike.
+CANDIDATE_CLASSES = (
+    r"\s",
+    r"\d",
+    r"\p{Lu}",
+    r"[+().\-/]",
+    r"[@.:]",
+    r"[A-Za-z]",
+    r"[A-Da-d]",
+    r"[A-Za-z0-9-]",
+    *(f"(?i:{re.escape(c)})" for c in sorted(set(STREET_WORDS.replace("\\", "").replace("|", "")))),
+)
+
+
+def stand_ins(chars: Iterable[str]) -> dict[str, str]:
+    """Each of ``chars`` mapped to one character standing in for every character of ``chars`` that is
+    interchangeable with it in :data:`CANDIDATE` (the smallest)."""
+    chars = sorted(set(chars))
+    char = pl.col(RAW)
+    passes = pl.DataFrame({RAW: chars}, schema={RAW: pl.String}).select(
+        char.str.contains(f"^(?:{c})$").alias(c) for c in CANDIDATE_CLASSES
+    )
+    firsts: dict[tuple[bool, ...], str] = {}
+    return {c: firsts.setdefault(signature, c) for c, signature in zip(chars, passes.rows(), strict=True)}
+
+
 def years_before(day: date, years: int) -> date:
     try:
         return day.replace(year=day.year - years)
@@ -87,20 +118,53 @@ class Plan:
 
     polars does not reliably share common subexpressions this deep, and a detector reading one parsed value
     ten times would otherwise parse it ten times. Stage n may only read columns made in stages before it.
+
+    A column may name an ``owner`` (a detector, or one part of one): each of the owner's columns is null on
+    a value where the owner's ``gate`` columns of an earlier stage (or the same one) are all null; so a
+    verdict an idle owner's columns would give is null, which counts as no match (see :meth:`run`).
     """
 
     def __init__(self) -> None:
         self.stages: list[dict[str, pl.Expr]] = []
+        self.owner: dict[str, str] = {}
+        self.gates: set[str] = set()
 
-    def add(self, stage: int, name: str, expr: pl.Expr) -> pl.Expr:
+    def add(
+        self, stage: int, name: str, expr: pl.Expr, owner: str | None = None, *, gate: bool = False
+    ) -> pl.Expr:
         while len(self.stages) <= stage:
             self.stages.append({})
         self.stages[stage][name] = expr
+        if owner is not None:
+            self.owner[name] = owner
+        if gate:
+            self.gates.add(name)
         return pl.col(name)
 
     def apply(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         for stage in self.stages:
             frame = frame.with_columns(**stage)
+        return frame
+
+    def run(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The stages over ``frame``, eagerly, for counting. An owner is idle once all its gates of one stage
+        are null on every row: its later columns are not computed but null (which, for a verdict, counts
+        as it would: no match).
+        """
+        idle: set[str] = set()
+        for stage in self.stages:
+            kept = {n: e for n, e in stage.items() if self.owner.get(n) not in idle}
+            if len(kept) < len(stage):
+                schema = frame.lazy().with_columns(**stage).collect_schema()
+                kept.update((n, pl.lit(None, schema[n])) for n in stage if n not in kept)
+            frame = frame.with_columns(**kept)
+            gates: dict[str, list[str]] = {}
+            for name in stage:
+                if name in self.gates and self.owner[name] not in idle:
+                    gates.setdefault(self.owner[name], []).append(name)
+            idle.update(
+                o for o, names in gates.items() if all(frame[n].null_count() == frame.height for n in names)
+            )
         return frame
 
 
@@ -235,15 +299,7 @@ def _card_in(e: pl.Expr) -> pl.Expr:
     return _card_issuer(digits) & _luhn(digits)
 
 
-def _free_text(text: pl.Expr) -> pl.Expr:
-    """``text``: values of 20+ characters and 3+ words (else null)."""
-    return (
-        text.str.contains(EMAIL_IN)
-        | text.str.contains(PHONE_IN)
-        | _contains_checked(text, SSN_IN, _ssn)  # the pattern already has the SSN shape
-        | _contains_checked(text, IBAN_IN, _iban_in)
-        | _contains_checked(text, CARD_IN, _card_in)
-    )
+_CHECKED_IN_TEXT = (("ssn", SSN_IN, _ssn), ("iban", IBAN_IN, _iban_in), ("card", CARD_IN, _card_in))
 
 
 def plan_text(plan: Plan, today: date) -> tuple[dict[str, pl.Expr], pl.Expr]:
@@ -255,29 +311,43 @@ def plan_text(plan: Plan, today: date) -> tuple[dict[str, pl.Expr], pl.Expr]:
     """
     t = pl.col(TEXT)
 
-    def candidate(key: str, shape: pl.Expr) -> pl.Expr:
-        return plan.add(0, f"__assay_{key}", pl.when(shape).then(t))
+    def candidate(key: str, shape: pl.Expr, owner: str) -> pl.Expr:
+        return plan.add(0, f"__assay_{key}", pl.when(shape).then(t), owner, gate=True)
 
-    date_like = candidate("date", t.str.contains(date_shape(today)))
-    phone = candidate("phone", t.str.contains(PHONE_CANDIDATE))
-    name_like = candidate("name", t.str.contains(NAME_SHAPE))
-    ssn = candidate("ssn", t.str.contains(SSN))
-    nino = candidate("nino", t.str.contains(NINO_SHAPE))
-    iban = candidate("iban", t.str.contains(IBAN_SHAPE))
-    card = candidate("card", t.str.contains(CARD))
+    date_like = candidate("date", t.str.contains(date_shape(today)), "date_of_birth")
+    phone = candidate("phone", t.str.contains(PHONE_CANDIDATE), "phone")
+    name_like = candidate("name", t.str.contains(NAME_SHAPE), "person_name")
+    ssn = candidate("ssn", t.str.contains(SSN), "national_id")
+    nino = candidate("nino", t.str.contains(NINO_SHAPE), "national_id")
+    iban = candidate("iban", t.str.contains(IBAN_SHAPE), "iban")
+    card = candidate("card", t.str.contains(CARD), "payment_card")
     prose = (t.str.len_chars() >= 20) & t.str.contains(r"\S\s+\S+\s+\S") & t.str.contains(r"[\d@]")
-    long_text = candidate("long", prose)
+    long_text = candidate("long", prose, "free_text")
 
-    born = plan.add(1, "__assay_born", _birth_date(date_like, today))
-    core = plan.add(1, "__assay_core", phone.str.replace(PHONE_EXTENSION, ""))
-    given = plan.add(1, "__assay_given", _given_name(name_like))
-    nino = plan.add(1, "__assay_nino_c", nino.str.to_uppercase().str.replace_all(r"\s", ""))
-    iban = plan.add(1, "__assay_iban_c", iban.str.to_uppercase().str.replace_all(r"[\s-]", ""))
-    card = plan.add(1, "__assay_card_c", card.str.replace_all(r"[ -]", ""))
+    born = plan.add(1, "__assay_born", _birth_date(date_like, today), "date_of_birth")
+    core = plan.add(1, "__assay_core", phone.str.replace(PHONE_EXTENSION, ""), "phone")
+    given = plan.add(1, "__assay_given", _given_name(name_like), "person_name")
+    nino = plan.add(1, "__assay_nino_c", nino.str.to_uppercase().str.replace_all(r"\s", ""), "national_id")
+    iban = plan.add(1, "__assay_iban_c", iban.str.to_uppercase().str.replace_all(r"[\s-]", ""), "iban")
+    card = plan.add(1, "__assay_card_c", card.str.replace_all(r"[ -]", ""), "payment_card")
     prose_only = pl.when(~long_text.str.contains(NOT_FREE_TEXT)).then(long_text)
-    long_text = plan.add(1, "__assay_prose", prose_only)
-    iban_digits = plan.add(2, "__assay_iban_digits", _iban_digits(iban))
-    card = plan.add(2, "__assay_card_issued", pl.when(_card_issuer(card)).then(card))
+    prose = plan.add(1, "__assay_prose", prose_only, "free_text", gate=True)
+    iban_digits = plan.add(2, "__assay_iban_digits", _iban_digits(iban), "iban")
+    card = plan.add(2, "__assay_card_issued", pl.when(_card_issuer(card)).then(card), "payment_card")
+    # Free text holds an email or phone, or a substring (SSN, IBAN, card) passing its check: each check runs
+    # only on the texts holding its pattern (null elsewhere: with the other tests or-ed in, no different).
+    checked = []
+    for key, pattern, valid in _CHECKED_IN_TEXT:
+        holding = plan.add(
+            2,
+            f"__assay_{key}_in",
+            pl.when(prose.str.contains(pattern)).then(prose),
+            f"free_text/{key}",
+            gate=True,
+        )
+        checked.append(
+            plan.add(3, f"__assay_{key}_ok", _contains_checked(holding, pattern, valid), f"free_text/{key}")
+        )
     verdicts = {
         "email": t.str.contains(EMAIL),
         "phone": _phone(core),
@@ -288,9 +358,11 @@ def plan_text(plan: Plan, today: date) -> tuple[dict[str, pl.Expr], pl.Expr]:
         "iban": _iban_valid(iban, iban_digits),
         "payment_card": card.str.contains(r"^\d{13,19}$") & _luhn(card),
         "ip_address": t.str.contains(IP),
-        "free_text": _free_text(long_text),
+        "free_text": pl.any_horizontal(prose.str.contains(EMAIL_IN), prose.str.contains(PHONE_IN), *checked),
     }
-    return {det: plan.add(3, f"__assay_is_{det}", verdicts[det].fill_null(False)) for det in DETECTORS}, born
+    return {
+        det: plan.add(4, f"__assay_is_{det}", verdicts[det].fill_null(False), det) for det in DETECTORS
+    }, born
 
 
 def reading(dtype: pl.DataType) -> str | None:
@@ -309,99 +381,80 @@ def reading(dtype: pl.DataType) -> str | None:
     return None
 
 
-def typed_birth_dates(name: str, dtype: pl.DataType, today: date) -> list[pl.Expr]:
-    """``non_null``, ``date_of_birth`` and the first and last birth year of a Date or Datetime column
-    (midnight moments only), as aggregates that add up across frames."""
-    value = pl.col(name)
-    day = value.dt.date() if isinstance(dtype, pl.Datetime) else value
+def may_be_blank(text: pl.Expr) -> pl.Expr:
+    """True on every value of a String expression whose stripped text may be empty (and on a few others).
+
+    A blank value is empty or starts with whitespace, so it sorts below ``"!"`` (a first byte up to the
+    space) or from ``"\\u0080"`` on (non-ASCII whitespace): two comparisons, no regular expression.
+    """
+    return (text < "!") | (text >= "\u0080")
+
+
+def counted(frame: pl.LazyFrame, values: pl.Expr, column: int) -> pl.LazyFrame:
+    """Each distinct value of ``values`` as text (:data:`RAW`), with how often it occurs (:data:`WEIGHT`),
+    numbered ``column`` (:data:`COLUMN`). Numbers and categories are counted as they are; only their
+    distinct values are cast. A missing value is counted too (its text is null)."""
+    counts = frame.select(values.alias(RAW).value_counts(name=WEIGHT).alias(COLUMN)).unnest(COLUMN)
+    return counts.select(
+        pl.lit(column, pl.UInt32).alias(COLUMN), pl.col(RAW).cast(pl.String), pl.col(WEIGHT).cast(pl.Int64)
+    )
+
+
+EPOCH = date(1970, 1, 1)
+_PER_DAY = {"ns": 86_400 * 10**9, "us": 86_400 * 10**6, "ms": 86_400 * 10**3}
+
+
+def birth_window(dtype: pl.DataType, today: date) -> tuple[int, int]:
+    """The smallest and largest physical value (days; a Datetime's time units) that may be a date of birth
+    on ``today`` (someone 16 to 100 years old). A column whose values all lie outside holds none.
+
+    A moment's local date is within a day of its UTC date: moments get two days' margin either side.
+    """
+    first, last = (years_before(today, 100) - EPOCH).days, (years_before(today, 16) - EPOCH).days
     if isinstance(dtype, pl.Datetime):
-        day = pl.when(value.dt.time() == time(0)).then(day)
-    born = pl.when(day.is_between(years_before(today, 100), years_before(today, 16))).then(day)
-    return [
-        value.is_not_null().sum().cast(pl.Int64).alias(f"{name}\x00non_null"),
-        born.is_not_null().sum().cast(pl.Int64).alias(f"{name}\x00date_of_birth"),
-        born.dt.year().min().alias(f"{name}\x00born_min"),
-        born.dt.year().max().alias(f"{name}\x00born_max"),
-    ]
+        per_day = _PER_DAY[dtype.time_unit]
+        return (first - 2) * per_day, (last + 3) * per_day - 1
+    return first, last
 
 
-def present_counts(frame: pl.DataFrame, texts: list[str]) -> dict[str, int]:
-    """Non-null values of each text column: those whose stripped text is not empty (as :func:`text_of`)."""
-    if not texts:
-        return {}
-    row = frame.select(
-        [pl.col(n).cast(pl.String).str.contains(r"\S").sum().cast(pl.Int64).alias(n) for n in texts]
-    ).row(0)
-    return {n: int(v or 0) for n, v in zip(texts, row, strict=True)}
-
-
-def candidate_values(frame: pl.DataFrame, texts: list[tuple[int, str]]) -> pl.DataFrame:
-    """The distinct values of the text columns that :data:`CANDIDATE` lets through, with how often each occurs.
-
-    ``texts`` pairs each column with a number that stays the same across frames, so frames' results can
-    be concatenated and added up (:func:`merge_candidates`). Columns: :data:`COLUMN`, :data:`RAW`, :data:`WEIGHT`.
-    """
-    parts = [
-        frame.lazy()
-        .select(pl.lit(i, pl.UInt32).alias(COLUMN), pl.col(name).cast(pl.String).alias(RAW))
-        .filter(pl.col(RAW).str.contains(CANDIDATE))
-        for i, name in texts
-    ]
-    if not parts:
-        return pl.DataFrame(schema={COLUMN: pl.UInt32, RAW: pl.String, WEIGHT: pl.Int64})
-    return pl.concat(parts).group_by(COLUMN, RAW).agg(pl.len().cast(pl.Int64).alias(WEIGHT)).collect()
-
-
-def distinct_counts(frame: pl.DataFrame, texts: list[tuple[int, str]]) -> tuple[dict[str, int], pl.DataFrame]:
-    """:func:`present_counts` and :func:`candidate_values` at once, for columns holding few distinct values.
-
-    Each column's values are counted first, and both tests run once per distinct value, weighted by its
-    count: the same figures, without a regular expression per row. A column of mostly distinct values
-    (ids) is cheaper the other way, testing every row and counting only the few candidates.
-    """
-    present: dict[str, int] = {}
-    parts = []
-    for i, name in texts:
-        counted = (
-            frame.lazy()
-            .select(pl.col(name).cast(pl.String).alias(RAW))
-            .group_by(RAW)
-            .agg(pl.len().cast(pl.Int64).alias(WEIGHT))
-            .collect()
-        )
-        present[name] = int(counted.filter(pl.col(RAW).str.contains(r"\S")).get_column(WEIGHT).sum())
-        parts.append(
-            counted.filter(pl.col(RAW).str.contains(CANDIDATE)).select(
-                pl.lit(i, pl.UInt32).alias(COLUMN), RAW, WEIGHT
-            )
-        )
-    if not parts:
-        return present, pl.DataFrame(schema={COLUMN: pl.UInt32, RAW: pl.String, WEIGHT: pl.Int64})
-    return present, pl.concat(parts)
+def births(values: pl.Series, today: date) -> tuple[int, int | None, int | None]:
+    """A Date or Datetime column's dates of birth (of midnight moments only) and their first and last year."""
+    if isinstance(values.dtype, pl.Datetime):
+        values = values.filter(values.dt.time() == time(0)).dt.date()
+    born = values.filter(values.is_between(years_before(today, 100), years_before(today, 16)))
+    years = born.dt.year()
+    return born.len(), years.min(), years.max()  # type: ignore[return-value]
 
 
 def merge_candidates(parts: list[pl.DataFrame]) -> pl.DataFrame:
-    """Several frames' :func:`candidate_values` as one, each distinct value once with its weights summed."""
+    """Several frames' :func:`counted` values as one, each distinct value once with its weights summed."""
     if len(parts) == 1:
         return parts[0]
     return pl.concat(parts).group_by(COLUMN, RAW).agg(pl.col(WEIGHT).sum())
 
 
+@lru_cache(maxsize=4)
+def _text_plan(today: date) -> tuple[Plan, dict[str, pl.Expr], pl.Expr]:
+    """:func:`plan_text`, built once per day (a few thousand expressions; :meth:`Plan.run` only reads it)."""
+    plan = Plan()
+    verdicts, born = plan_text(plan, today)
+    return plan, verdicts, born
+
+
 def verdict_counts(candidates: pl.DataFrame, today: date) -> pl.DataFrame:
     """Per column number: how many values (weighted) each detector matches, and the birth years' range.
 
-    Every detector runs on every distinct candidate value; a value occurring n times counts n times.
+    Every detector runs on every distinct value :data:`CANDIDATE` lets through (the others match none); a
+    value occurring n times counts n times. A detector whose shape no value has matches none without
+    running (see :meth:`Plan.run`).
     """
-    plan = Plan()
-    verdicts, born = plan_text(plan, today)
+    plan, verdicts, born = _text_plan(today)
+    frame = plan.run(
+        candidates.filter(pl.col(RAW).str.contains(CANDIDATE)).with_columns(text_of(RAW).alias(TEXT))
+    )
     weight = pl.col(WEIGHT)
-    return (
-        plan.apply(candidates.lazy().with_columns(text_of(RAW).alias(TEXT)))
-        .group_by(COLUMN)
-        .agg(
-            *(weight.filter(e).sum().alias(det) for det, e in verdicts.items()),
-            born.dt.year().min().alias("born_min"),
-            born.dt.year().max().alias("born_max"),
-        )
-        .collect()
+    return frame.group_by(COLUMN).agg(
+        *(weight.filter(e).sum().alias(det) for det, e in verdicts.items()),
+        born.dt.year().min().alias("born_min"),
+        born.dt.year().max().alias("born_max"),
     )
