@@ -226,7 +226,9 @@ class Scan:
                 (c, share <= self.few_distinct) for c, share in zip(undecided, shares, strict=True)
             )
         lazy, schema = frame.lazy(), frame.schema
-        parts = []
+        parts: list[pl.LazyFrame] = []
+        extremes: list[pl.Expr] = []
+        dates: list[str] = []  # date columns with a value, whose extremes are asked for
         for name in columns:
             values, dtype = frame.get_column(name), schema[name]
             if self._kinds[name] == "none":
@@ -234,12 +236,13 @@ class Scan:
             non_null = values.len() - values.null_count()
             self._bump(name, "non_null", non_null)  # blank texts are taken off when the pool is tested
             if self._kinds[name] == "date":
-                physical = values.to_physical()
-                first, last = birth_window(dtype, self.today)
-                if non_null and physical.max() >= first and physical.min() <= last:  # type: ignore[operator]
-                    born, *years = births(values, self.today)
-                    self._bump(name, "date_of_birth", born)
-                    self._years(name, *years)
+                if non_null:
+                    physical = pl.col(name).to_physical()
+                    extremes += [
+                        physical.min().alias(f"{len(dates)}min"),
+                        physical.max().alias(f"{len(dates)}max"),
+                    ]
+                    dates.append(name)
                 continue
             text = pl.col(name) if isinstance(dtype, pl.String) else pl.col(name).cast(pl.String)
             if name in self.inert:
@@ -249,10 +252,20 @@ class Scan:
                 parts.append(counted(lazy, pl.col(name), index[name]))
             else:
                 parts.append(counted(lazy, text.filter(text.str.contains(CANDIDATE_OR_BLANK)), index[name]))
-        pooled = pl.concat(parts).collect(engine="in-memory", optimizations=OPTIMIZATIONS) if parts else None
-        if pooled is not None and pooled.height:
-            self._pool.append(pooled)
-            self._pooled += pooled.height
+        queries = ([pl.concat(parts)] if parts else []) + ([lazy.select(extremes)] if extremes else [])
+        results = pl.collect_all(queries, engine="in-memory", optimizations=OPTIMIZATIONS) if queries else []
+        if extremes:
+            extreme = iter(results.pop().row(0))
+            for name in dates:  # a column whose dates all lie outside the birth window holds none
+                lo, hi = next(extreme), next(extreme)
+                first, last = birth_window(schema[name], self.today)
+                if hi >= first and lo <= last:
+                    born, *years = births(frame.get_column(name), self.today)
+                    self._bump(name, "date_of_birth", born)
+                    self._years(name, *years)
+        if parts and results[0].height:
+            self._pool.append(results[0])
+            self._pooled += results[0].height
             if self._pooled >= self.pool_rows:
                 self._run()
 
@@ -314,6 +327,8 @@ class Scan:
 def matches_none(values: Mapping[str, Sequence[str]], today: date) -> set[str]:
     """The names in ``values`` none of whose values any detector matches (each list read as a column)."""
     names = list(values)
+    if not names:
+        return set()
     every = pl.DataFrame(
         {
             COLUMN: [i for i, n in enumerate(names) for _ in values[n]],

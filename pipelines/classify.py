@@ -118,24 +118,32 @@ def _blank(values: list[str]) -> bool:
 def _admitted(column: Column) -> Iterator[tuple[bool, list[str]]]:
     """Lists of strings each value of ``column`` in a valid row is one of (``True``), or is, character by
     character, interchangeable with one of (``False``); none where its rules do not bound it enough."""
-    low, high = -(2**53), 2**53  # integer bounds, where exact as floats too
+    lows, highs = [], []  # an integer column's bounds, from its rules
     for rule in column.rules:
         value = rule.args.get("value")
         text = column.logical_type == "string"
-        if text and rule.kind == "in_set" and all(isinstance(v, str) for v in rule.args["values"]):
-            yield True, list(rule.args["values"])
+        listed = rule.args.get("values") if rule.kind == "in_set" else None
+        if (
+            text
+            and isinstance(listed, list)
+            and len(listed) <= ENUMERABLE
+            and all(isinstance(v, str) for v in listed)
+        ):
+            yield True, list(listed)
         elif text and rule.kind == "pattern" and isinstance(value, str) and (items := pattern_items(value)):
             for whole, stand_in in ((False, _stand_ins), (True, sorted)):
                 strings = _strings([(stand_in(chars), n, m) for chars, n, m in items])
                 if strings is not None:
                     yield whole, strings
-        elif isinstance(value, int | float) and not isinstance(value, bool):
+        elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             if rule.kind in ("ge", "gt"):
-                low = max(low, math.ceil(value) if rule.kind == "ge" else math.floor(value) + 1)
+                lows.append(math.ceil(value) if rule.kind == "ge" else math.floor(value) + 1)
             elif rule.kind in ("le", "lt"):
-                high = min(high, math.floor(value) if rule.kind == "le" else math.ceil(value) - 1)
-    if column.logical_type == "integer" and high - low < ENUMERABLE:
-        yield True, [str(i) for i in range(low, high + 1)]
+                highs.append(math.floor(value) if rule.kind == "le" else math.ceil(value) - 1)
+    if column.logical_type == "integer" and lows and highs:
+        low, high = max(lows), min(highs)
+        if -(2**53) <= low and high <= 2**53 and high - low < ENUMERABLE:  # bounds exact as floats too
+            yield True, [str(i) for i in range(low, high + 1)]
 
 
 @lru_cache(maxsize=256)

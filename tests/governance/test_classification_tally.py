@@ -312,6 +312,29 @@ def test_a_column_proved_inert_holds_no_value_a_detector_matches(
         assert frame.get_column("code").str.contains(r"\S").all(), pattern
 
 
+@pytest.mark.parametrize(
+    ("bounds", "inert"),
+    [
+        ({"ge": 1, "le": 9}, True),
+        ({"gt": 0.5, "lt": 9.5}, True),
+        ({"ge": 19850310, "le": 19850315}, False),  # dates of birth stored as numbers
+        ({"ge": 1}, False),  # no upper bound: card numbers and dates get through
+        ({"le": 9}, False),
+        ({"ge": 2**60, "le": 2**60 + 5}, False),  # not exact as floats: not enumerated
+        ({"ge": 0, "le": 20_000}, False),  # too many to enumerate
+        ({"ge": 5, "le": 4}, True),  # no value passes both
+        ({"ge": float("-inf"), "le": 3}, False),
+    ],
+)
+def test_an_integer_column_is_inert_when_its_bounds_admit_only_values_no_detector_matches(
+    bounds: dict[str, float], inert: bool
+) -> None:
+    base = replace(ERP.columns[0], name="level", logical_type="integer")
+    rules = tuple(Rule(f"level_{k}", "level", k, {"value": v}) for k, v in bounds.items())
+    contract = replace(ERP, columns=(replace(base, rules=rules),))
+    assert ("level" in inert_columns(contract, TODAY)) is inert
+
+
 def _contract_columns() -> tuple[Column, ...]:
     base = ERP.columns[0]
     text = replace(base, logical_type="string", primary_key=False, required=False, unique=False)
