@@ -4,7 +4,10 @@ Each detector is an expression over a value's stripped text (:func:`text_of`), b
 :func:`plan_text` so shared work (a compact form, a parsed date) is done once. :data:`CANDIDATE` is a
 necessary condition of every detector, proved pattern by pattern below: a value it rejects cannot match
 any detector, so the expressions run only on the values it lets through (once per distinct value, weighted
-by how often the value occurs). What counts as a match is in :mod:`governance._pii_patterns`.
+by how often the value occurs), and a detector whose shape none of them has does not run at all
+(:meth:`Plan.run`). :func:`stand_ins` tells which characters :data:`CANDIDATE` cannot tell apart, so a
+caller can prove that no value of a given form gets through it. What counts as a match is in
+:mod:`governance._pii_patterns`.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ WEIGHT = "__assay_n"
 #   street-name-first addresses without a space (``Hauptstr.5``): one of the street words;
 #   email: ``@``; IP address: IPv4 has ``.``, every IPv6 form ``:``;
 #   NINO and IBAN without spaces: their shapes, verbatim.
+# A character class added here must be added to CANDIDATE_CLASSES too (stand_ins relies on it).
 CANDIDATE = (
     r"^\s*[+().\-/\d]"
     r"|^\s*\p{Lu}\D*$"
@@ -393,10 +397,16 @@ def may_be_blank(text: pl.Expr) -> pl.Expr:
 def counted(frame: pl.LazyFrame, values: pl.Expr, column: int) -> pl.LazyFrame:
     """Each distinct value of ``values`` as text (:data:`RAW`), with how often it occurs (:data:`WEIGHT`),
     numbered ``column`` (:data:`COLUMN`). Numbers and categories are counted as they are; only their
-    distinct values are cast. A missing value is counted too (its text is null)."""
+    distinct values are cast. A missing value is counted too (its text is null).
+
+    The texts are copied: a distinct value taken as it is may be a view into the frame's text buffers, and
+    a pool of them would keep every frame's buffers alive.
+    """
     counts = frame.select(values.alias(RAW).value_counts(name=WEIGHT).alias(COLUMN)).unnest(COLUMN)
     return counts.select(
-        pl.lit(column, pl.UInt32).alias(COLUMN), pl.col(RAW).cast(pl.String), pl.col(WEIGHT).cast(pl.Int64)
+        pl.lit(column, pl.UInt32).alias(COLUMN),
+        pl.col(RAW).cast(pl.String) + pl.lit(""),
+        pl.col(WEIGHT).cast(pl.Int64),
     )
 
 
