@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from governance import publish
+from governance import delta_files, publish
 from governance.catalog import BatchRecord
 from governance.publish import BATCH_COLUMN, STATS_PROPERTY, RowStream, reconcile_orphans, stage, withdraw
 
@@ -51,7 +51,7 @@ def batch(batch_id: str) -> BatchRecord:
 def stage_with_delta_rs(table: Path, rows: pl.DataFrame | RowStream, batch_id: str, **kwargs: Any) -> int:
     """The same ``stage`` call with delta-rs writing the commit (the writer before files of our own)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(publish, "_replaced_files", lambda *_: None)
+        patch.setattr(delta_files, "replaced_files", lambda *_: None)
         return stage(table, rows, batch(batch_id), mode="replace", key=["id"], **kwargs)
 
 
@@ -236,13 +236,13 @@ def test_a_table_delta_rs_wrote_is_replaced_with_own_files(
         stage_with_delta_rs(table, orders(range(0, 30), status="OPEN"), "NOV01", stats_columns=["status"])
         stage_with_delta_rs(table, orders(range(30, 40), status="OPEN"), "NOV02", stats_columns=["status"])
     commits: list[int] = []
-    real = publish._commit_files
+    real = delta_files.commit_files
 
     def commit_files(*args: Any) -> int:
         commits.append(real(*args))
         return commits[-1]
 
-    monkeypatch.setattr(publish, "_commit_files", commit_files)
+    monkeypatch.setattr(delta_files, "commit_files", commit_files)
     resent = orders(range(0, 20), status="SHIPPED")
     assert stage_own(own, resent, "NOV01", stats_columns=["status"]) == 2
     assert commits == [2], "the replace wrote files of its own"
@@ -255,7 +255,7 @@ def test_a_stream_larger_than_a_file_is_split_into_files_of_one_commit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rows = orders(range(0, 1000), status="OPEN")
-    monkeypatch.setattr(publish, "FILE_BYTES", rows.estimated_size() // 4)
+    monkeypatch.setattr(delta_files, "FILE_BYTES", rows.estimated_size() // 4)
     stream = chunks(rows, 100)
     assert stage_own(tmp_path / "own", stream, "B1", stats_columns=["id"]) == 0
     assert stream.rows == 1000
