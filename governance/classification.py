@@ -46,15 +46,15 @@ of mostly distinct values (ids) is tested row by row, and only what the gate let
 Date and Datetime columns are only checked for dates of birth, without parsing, and a column all of whose
 dates lie outside the birth window is settled from its smallest and largest; floats, decimals, booleans and
 times are not scanned (no detector can match them); integers are read as text (cards and dates get stored
-as numbers), and counted before they are cast. A caller that can prove a column inert (no value it may hold
-matches a detector, see :func:`pipelines.classify.inert_columns`) has only its values counted.
+as numbers), and counted before they are cast. A column a caller proves inert (no value it may hold matches
+a detector, see :func:`pipelines.classify.inert_columns`) can have no finding, and is not read at all.
 :class:`Scan` adds a batch up frame by frame, in flat memory; :func:`detect` is one frame's scan.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
@@ -72,7 +72,6 @@ from governance.detectors import (
     birth_window,
     births,
     counted,
-    may_be_blank,
     merge_candidates,
     plan_text,
     reading,
@@ -186,14 +185,14 @@ class Scan:
     every detector on every row of the whole batch at once.
 
     ``inert`` names columns no value of which can match a detector (a caller proves it, e.g. from the
-    rules every value passed: see :func:`pipelines.classify.inert_columns`), mapped to whether a value may
-    be blank: only their present values are counted, with no test at all when none may be blank.
+    rules every value passed: see :func:`pipelines.classify.inert_columns`). Such a column can have no
+    finding, whatever its counts, so it is not read at all.
     """
 
     today: date
     pool_rows: int = POOL_ROWS
     few_distinct: float = FEW_DISTINCT
-    inert: Mapping[str, bool] = field(default_factory=dict)
+    inert: Collection[str] = frozenset()
     rows: int = 0
     _kinds: dict[str, str] = field(default_factory=dict)  # column -> "text" | "date" | "none" (order kept)
     _counts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -231,7 +230,7 @@ class Scan:
         dates: list[str] = []  # date columns with a value, whose extremes are asked for
         for name in columns:
             values, dtype = frame.get_column(name), schema[name]
-            if self._kinds[name] == "none":
+            if self._kinds[name] == "none" or name in self.inert:
                 continue
             non_null = values.len() - values.null_count()
             self._bump(name, "non_null", non_null)  # blank texts are taken off when the pool is tested
@@ -245,10 +244,7 @@ class Scan:
                     dates.append(name)
                 continue
             text = pl.col(name) if isinstance(dtype, pl.String) else pl.col(name).cast(pl.String)
-            if name in self.inert:
-                if self.inert[name]:
-                    parts.append(counted(lazy, text.filter(may_be_blank(text)), index[name]))
-            elif self._by_value[name]:
+            if self._by_value[name]:
                 parts.append(counted(lazy, pl.col(name), index[name]))
             else:
                 parts.append(counted(lazy, text.filter(text.str.contains(CANDIDATE_OR_BLANK)), index[name]))

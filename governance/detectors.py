@@ -385,15 +385,6 @@ def reading(dtype: pl.DataType) -> str | None:
     return None
 
 
-def may_be_blank(text: pl.Expr) -> pl.Expr:
-    """True on every value of a String expression whose stripped text may be empty (and on a few others).
-
-    A blank value is empty or starts with whitespace, so it sorts below ``"!"`` (a first byte up to the
-    space) or from ``"\\u0080"`` on (non-ASCII whitespace): two comparisons, no regular expression.
-    """
-    return (text < "!") | (text >= "\u0080")
-
-
 def counted(frame: pl.LazyFrame, values: pl.Expr, column: int) -> pl.LazyFrame:
     """Each distinct value of ``values`` as text (:data:`RAW`), with how often it occurs (:data:`WEIGHT`),
     numbered ``column`` (:data:`COLUMN`). Numbers and categories are counted as they are; only their

@@ -5,8 +5,8 @@ A declared column in which a detector finds a kind of personal data its contract
 the batch. The check names column and detector and counts; never a value.
 
 A valid row passed every rule of its contract, so a column whose rules admit only values no detector can
-match (codes from a list, ids of a fixed pattern, small integer ranges) needs only its values counted:
-:func:`inert_columns` proves which, once per batch, and the tally does not test their values again.
+match (codes from a list, ids of a fixed pattern, small integer ranges) can have no finding and need not be
+read: :func:`inert_columns` proves which, once per batch, and the tally leaves them out.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class ClassificationTally:
     A chunk costs little when it is added: its non-null values are counted and only the distinct values
     that could match a detector are kept; the detectors run on those once enough have piled up. Counts,
     ratios and confidence are those of the whole batch. Columns :func:`inert_columns` proves inert are
-    only counted.
+    not read.
     """
 
     contract: Contract
@@ -88,31 +88,26 @@ class ClassificationTally:
         return CheckOutcome("classification_drift", not drifts, True, text, meta)
 
 
-def inert_columns(contract: Contract, today: date) -> dict[str, bool]:
-    """The contract's columns no value of which, in a valid row, can match a detector, mapped to whether such
-    a value may be blank (see :class:`governance.classification.Scan`).
+def inert_columns(contract: Contract, today: date) -> frozenset[str]:
+    """The contract's columns no value of which, in a valid row, can match a detector (see
+    :class:`governance.classification.Scan`).
 
     A column is inert when its rules admit a set of values (a list of valid values, a simple pattern, an
     integer range) no detector matches: each admitted value is run through the detectors, or, for a
     pattern admitting too many, each string of characters interchangeable with its own (one stand-in per
     kind, :func:`governance.detectors.stand_ins`) through the gate every detector needs.
     """
-    inert: dict[str, bool] = {}
+    inert: set[str] = set()
     complete: dict[str, list[str]] = {}
     for column in contract.columns:
         for whole, values in _admitted(column):
             if whole:
                 complete.setdefault(column.name, values)
             elif not pl.Series(values, dtype=pl.String).str.contains(CANDIDATE).any():
-                inert[column.name] = _blank(values)
+                inert.add(column.name)
                 break
-    for name in matches_none({n: v for n, v in complete.items() if n not in inert}, today):
-        inert[name] = _blank(complete[name])
-    return inert
-
-
-def _blank(values: list[str]) -> bool:
-    return not pl.Series(values, dtype=pl.String).str.contains(r"\S").all()
+    inert |= matches_none({n: v for n, v in complete.items() if n not in inert}, today)
+    return frozenset(inert)
 
 
 def _admitted(column: Column) -> Iterator[tuple[bool, list[str]]]:
