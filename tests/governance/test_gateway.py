@@ -183,11 +183,17 @@ def server(home: Home) -> Iterator[Server]:
             proc.wait()
 
 
+# These tests are about what the gateway answers, not how fast: on a loaded 2-core machine a worker's first
+# read (imports, caches) can take longer than httpx's 5 s default, which failed a CI run once.
+CLIENT_TIMEOUT_S = 60.0
+
+
 def _as(server: Server, token: str, steps: Callable[[Client], Awaitable[T]]) -> T:
     """Run ``steps`` in one MCP session that sends ``token`` as its bearer token on every request."""
 
     async def main() -> T:
-        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx2.AsyncClient(headers=headers, timeout=CLIENT_TIMEOUT_S) as http:
             async with Client(streamable_http_client(server.url, http_client=http)) as client:
                 return await steps(client)
 
@@ -538,7 +544,7 @@ def test_several_workers_share_the_port_restart_when_one_dies_and_stop_together(
         async def sessions() -> list[list[Any]]:
             async def one() -> list[Any]:
                 headers = {"Authorization": f"Bearer {home.tokens['junior-bot']}"}
-                async with httpx2.AsyncClient(headers=headers) as http:
+                async with httpx2.AsyncClient(headers=headers, timeout=CLIENT_TIMEOUT_S) as http:
                     async with Client(streamable_http_client(server.url, http_client=http)) as client:
                         return await reads(client)
 
