@@ -19,7 +19,7 @@ import polars as pl
 
 from schemas.contract import Column, Contract, Rule
 from schemas.errors import ValidationError
-from schemas.parse import TextFormat, dtype_of, parse_steps
+from schemas.parse import FrameTyping, TextFormat, dtype_of, present_name, typed_name
 
 RECORD = "_record"
 RECORD_ERROR = "_record_error"
@@ -135,7 +135,6 @@ def _rule_fails(
     rule: Rule,
     check: pa.Check | None,
     col: Column,
-    fmt: TextFormat,
     duplicated: Mapping[str, pl.Series] | None = None,
 ) -> pl.Expr:
     """True where a row breaks ``rule``. A missing value breaks only ``not_null``.
@@ -143,10 +142,8 @@ def _rule_fails(
     ``unique`` is judged within the frame unless ``duplicated`` gives, per column, the values that occur
     more than once in the whole batch (which a frame holding one chunk of it cannot see).
     """
-    typed = pl.col(_typed(col.name))
-    present = pl.col(col.name).is_not_null() & pl.col(f"{_typed(col.name)}__filled")
-    if col.logical_type in ("date", "timestamp") and fmt.empty_dates:
-        present = present & ~pl.col(f"{_typed(col.name)}__text").is_in(list(fmt.empty_dates))
+    typed = pl.col(typed_name(col.name))
+    present = pl.col(present_name(col.name))
     if rule.kind == "type":
         return present & typed.is_null()
     if rule.kind == "not_null":
@@ -160,10 +157,6 @@ def _rule_fails(
     if check is None:
         raise ValueError(f"rule {rule.name} has no check")
     return typed.is_not_null() & ~_check_passes(check, typed)
-
-
-def _typed(name: str) -> str:
-    return f"__typed__{name}"
 
 
 def _fail(i: int) -> str:
@@ -192,7 +185,7 @@ class Validator:
     """:func:`validate` for many frames of one batch: the typing and rule expressions are built once.
 
     Building them takes a few milliseconds of Python per frame, holding the interpreter lock that the
-    pipeline's other threads need.
+    pipeline's other threads need. :attr:`typing` types each frame (see :class:`schemas.parse.FrameTyping`).
     """
 
     def __init__(
@@ -205,7 +198,8 @@ class Validator:
         self.compiled = compiled
         self.fmt = fmt
         self.duplicated = duplicated
-        self._plans: dict[tuple[bool, tuple[bool, ...]], _Plan] = {}
+        self.typing = FrameTyping(compiled.contract.columns, fmt)
+        self._plans: dict[bool, _Plan] = {}
 
     def __call__(self, raw: pl.DataFrame) -> Validation:
         compiled, contract = self.compiled, self.compiled.contract
@@ -217,29 +211,25 @@ class Validator:
             )
         origin = [c for c in raw.columns if c.startswith("_") and c != RECORD_ERROR]
         has_error = RECORD_ERROR in raw.columns
-        numbers = [c.name for c in contract.columns if c.logical_type == "number"]
-        minus = (
-            raw.lazy().select([pl.col(n).cast(pl.String).str.ends_with("-").any() for n in numbers]).collect()
-        )
-        key = (has_error, tuple(bool(minus[n][0]) for n in numbers))
-        plan = self._plans.get(key)
+        plan = self._plans.get(has_error)
         if plan is None:
-            plan = self._plans[key] = self._plan(has_error, dict(zip(numbers, key[1], strict=True)))
-        frame = raw.lazy().with_columns(plan.strings)
-        for step in plan.steps:
-            frame = frame.with_columns(step)
-        frame = frame.with_columns(plan.fails).with_columns(plan.bad)
-        # Only what the two frames and the counts read is kept: the helper columns (stripped text,
-        # normalised numbers) would otherwise be materialised for every row.
-        kept = [
-            *(c.name for c in contract.columns),
-            *(_typed(c.name) for c in contract.columns),
-            *origin,
-            *([RECORD_ERROR] if has_error else []),
-            *(_fail(i) for i in range(len(plan.fails))),
-            "__bad__",
-        ]
-        checked = frame.select(kept).collect()
+            plan = self._plans[has_error] = self._plan(has_error)
+        rows = [*(c.name for c in contract.columns), *origin, *([RECORD_ERROR] if has_error else [])]
+        checked = (
+            self.typing(raw, rows)
+            .lazy()
+            .with_columns(plan.fails)
+            .with_columns(plan.bad)
+            .select(
+                [
+                    *rows,
+                    *(typed_name(c.name) for c in contract.columns),
+                    *(_fail(i) for i in range(len(plan.fails))),
+                    "__bad__",
+                ]
+            )
+            .collect()
+        )
         bad = checked.get_column("__bad__")
         valid = (
             checked.lazy()
@@ -257,41 +247,29 @@ class Validator:
             failures[RECORD] = int(checked.select(pl.col(RECORD_ERROR).is_not_null().sum()).item())
         return Validation(valid=valid, quarantine=quarantine, failures=failures)
 
-    def _plan(self, has_error: bool, trailing_minus: Mapping[str, bool]) -> _Plan:
-        compiled, contract, fmt = self.compiled, self.compiled.contract, self.fmt
+    def _plan(self, has_error: bool) -> _Plan:
+        compiled, contract = self.compiled, self.compiled.contract
         cols = {c.name: c for c in contract.columns}
-        steps = [
-            parse_steps(c, fmt, _typed(c.name), trailing_minus=trailing_minus.get(c.name, True))
-            for c in contract.columns
-        ]
-        depth = max((len(s) for s in steps), default=0)
         record_error = pl.col(RECORD_ERROR) if has_error else pl.lit(None, pl.String)
         sound = record_error.is_null()
         fails = [
-            (sound & _rule_fails(rule, check, cols[rule.column], fmt, self.duplicated)).alias(_fail(i))
+            (sound & _rule_fails(rule, check, cols[rule.column], self.duplicated)).alias(_fail(i))
             for i, (rule, check) in enumerate(compiled.checks)
         ]
         return _Plan(
-            strings=[pl.col(c.name).cast(pl.String) for c in contract.columns],
-            steps=[
-                [e.alias(name) for s in steps if d < len(s) for name, e in s[d].items()] for d in range(depth)
-            ],
             fails=fails,
             bad=(
                 ~sound | pl.any_horizontal([pl.col(_fail(i)) for i in range(len(fails))] or [pl.lit(False)])
             ).alias("__bad__"),
-            typed=[pl.col(_typed(c.name)).cast(dtype_of(c)).alias(c.name) for c in contract.columns],
+            typed=[pl.col(typed_name(c.name)).cast(dtype_of(c)).alias(c.name) for c in contract.columns],
             counts=[pl.col(_fail(i)).sum().alias(rule.name) for i, (rule, _) in enumerate(compiled.checks)],
         )
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """The expressions validating one kind of frame (with or without record errors; which numbers have a
-    trailing minus)."""
+    """The rule expressions validating one kind of frame (with or without record errors)."""
 
-    strings: list[pl.Expr]
-    steps: list[list[pl.Expr]]
     fails: list[pl.Expr]
     bad: pl.Expr
     typed: list[pl.Expr]
