@@ -29,6 +29,7 @@ from connectors._chunks import (
     Dialect,
     chunk_fields,
     field_name,
+    holds_replacement,
     record_lines,
     split_line,
     split_lines,
@@ -197,7 +198,7 @@ class DelimitedFile:
                 kinds, _ = split_lines(frame.get_column("line"), self.dialect)
                 frame = frame.with_columns(_kind=kinds.list.get(rt.field, null_on_oob=True))
             if wanted is None:  # undecodable bytes became U+FFFD: look for it only where it occurs
-                replaced = REPLACEMENT.encode() in lines.chunk.text
+                replaced = holds_replacement(lines.chunk.text)
                 encoding = pl.col("line").str.contains(REPLACEMENT, literal=True) if replaced else False
                 frame = frame.with_columns(_encoding=encoding)
             yield lines.chunk.last, frame, lines.frame.height
