@@ -19,7 +19,8 @@ import polars as pl
 
 from schemas.contract import Column, Contract, Rule
 from schemas.errors import ValidationError
-from schemas.parse import FrameTyping, TextFormat, dtype_of, present_name, typed_name
+from schemas.frame_typing import FrameTyping, present_name, typed_name
+from schemas.parse import TextFormat, dtype_of
 
 RECORD = "_record"
 RECORD_ERROR = "_record_error"
@@ -185,7 +186,7 @@ class Validator:
     """:func:`validate` for many frames of one batch: the typing and rule expressions are built once.
 
     Building them takes a few milliseconds of Python per frame, holding the interpreter lock that the
-    pipeline's other threads need. :attr:`typing` types each frame (see :class:`schemas.parse.FrameTyping`).
+    pipeline's other threads need. :attr:`typing` types each frame (see :class:`schemas.frame_typing.FrameTyping`).
     """
 
     def __init__(

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import Contract, TextFormat, compile_contract, dtype_of, load_contract
-from schemas.parse import FrameTyping, localize, localize_values
+from schemas.frame_typing import FrameTyping, localize_values
+from schemas.parse import localize
 from schemas.validate import RECORD, RECORD_ERROR, CompiledContract, Validator, reason_check
 from tests.schemas.reference_typing import typed_and_present
 
