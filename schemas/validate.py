@@ -203,7 +203,7 @@ class Validator:
         self._plans: dict[bool, _Plan] = {}
 
     def __call__(self, raw: pl.DataFrame) -> Validation:
-        compiled, contract = self.compiled, self.compiled.contract
+        contract = self.compiled.contract
         missing = [c.name for c in contract.columns if c.name not in raw.columns]
         if missing:
             raise ValidationError(
@@ -241,7 +241,7 @@ class Validator:
         # The few quarantined rows are taken out first; their reasons are built from them alone.
         failed = checked.filter(bad)
         quarantine = failed.select([pl.col(c.name) for c in contract.columns] + [pl.col(c) for c in origin])
-        quarantine = quarantine.with_columns(_reasons(compiled, failed))
+        quarantine = quarantine.with_columns(_reasons(plan.catalogue, failed))
         counts = checked.select(plan.counts)
         failures = {name: int(counts[name][0]) for name in counts.columns}
         if has_error:
@@ -264,6 +264,7 @@ class Validator:
             ).alias("__bad__"),
             typed=[pl.col(typed_name(c.name)).cast(dtype_of(c)).alias(c.name) for c in contract.columns],
             counts=[pl.col(_fail(i)).sum().alias(rule.name) for i, (rule, _) in enumerate(compiled.checks)],
+            catalogue=_catalogue(compiled),
         )
 
 
@@ -275,16 +276,13 @@ class _Plan:
     bad: pl.Expr
     typed: list[pl.Expr]
     counts: list[pl.Expr]
+    catalogue: pl.DataFrame  # see _catalogue
 
 
-def _reasons(compiled: CompiledContract, failed: pl.DataFrame) -> pl.Series:
-    """Per quarantined row, every reason in rule order (an unreadable record's own first).
-
-    Built from the rows' failure flags in long form: one ``when/then`` struct per rule would cost
-    about 10 ms a chunk, however few the rows.
-    """
+def _catalogue(compiled: CompiledContract) -> pl.DataFrame:
+    """Each rule's failure flag with its place in the reasons and the reason it gives."""
     names = [_fail(i) for i in range(len(compiled.checks))]
-    catalogue = pl.DataFrame(
+    return pl.DataFrame(
         {
             "flag": names,
             "order": range(1, len(names) + 1),
@@ -293,16 +291,26 @@ def _reasons(compiled: CompiledContract, failed: pl.DataFrame) -> pl.Series:
         },
         schema={"flag": pl.String, "order": pl.Int64, "column": pl.String, "check": pl.String},
     )
-    rows = failed.select(names).with_row_index("row")
+
+
+def _reasons(catalogue: pl.DataFrame, failed: pl.DataFrame) -> pl.Series:
+    """Per quarantined row, every reason in rule order (an unreadable record's own first).
+
+    Built from the rows' failure flags (``catalogue``: :func:`_catalogue`) in long form, as one query:
+    one ``when/then`` per rule would cost about 3 ms a chunk however few the rows, and so would the
+    long form taken step by step, each step its own query.
+    """
+    rows = failed.lazy().select(catalogue.get_column("flag").to_list()).with_row_index("row")
     long = (
         rows.unpivot(index="row", variable_name="flag")
         .filter(pl.col("value"))
-        .join(catalogue, on="flag")
+        .join(catalogue.lazy(), on="flag")
         .select("row", "order", "column", "check")
     )
     if RECORD_ERROR in failed.columns:
         unreadable = (
-            failed.select(pl.col(RECORD_ERROR).alias("check"))
+            failed.lazy()
+            .select(pl.col(RECORD_ERROR).alias("check"))
             .with_row_index("row")
             .filter(pl.col("check").is_not_null())
             .select("row", order=pl.lit(0, pl.Int64), column=pl.lit(RECORD), check="check")
@@ -311,8 +319,11 @@ def _reasons(compiled: CompiledContract, failed: pl.DataFrame) -> pl.Series:
     listed = (
         long.sort("row", "order")
         .group_by("row", maintain_order=True)
-        .agg(reasons=pl.struct("column", "check"))
+        .agg(reasons=pl.struct("column", "check").cast(REASON))
+        .collect()
     )
+    if listed.height == failed.height:  # each row has a reason (it is quarantined for one), in row order
+        return listed.get_column("reasons")
     return (
         pl.DataFrame({"row": pl.int_range(failed.height, dtype=pl.UInt32, eager=True)})
         .join(listed, on="row", how="left", maintain_order="left")
