@@ -8,6 +8,7 @@ repeats is typed once per distinct text. :class:`FrameTyping` puts the two toget
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -183,8 +184,8 @@ class FrameTyping:
         self.fmt = fmt
         self.by_distinct = by_distinct
         self._exact: set[str] = set()  # columns whose text was mostly suspect
-        self._exact_typings = {c.name: exact_typing(c, fmt, typed_name(c.name)) for c in self.columns}
-        self._plans: dict[tuple[tuple[bool, ...], frozenset[str], tuple[str, ...]], _FramePlan] = {}
+        built = _built(tuple((c.name, c.logical_type, c.decimal, c.format) for c in self.columns), fmt)
+        self._exact_typings, self._plans = built.exact, built.plans
 
     def __call__(self, raw: pl.DataFrame, keep: Sequence[str]) -> pl.DataFrame:
         """``raw``'s columns ``keep`` (contract columns as String) and, per contract column, its
@@ -232,11 +233,18 @@ class FrameTyping:
             plan = self._plans[key] = self._plan(dict(zip(numbers, minus, strict=True)), key[1], distinct)
         return plan
 
+    def _exact_typing(self, name: str) -> Typing:
+        typing = self._exact_typings.get(name)
+        if typing is None:
+            column = next(c for c in self.columns if c.name == name)
+            typing = self._exact_typings[name] = exact_typing(column, self.fmt, typed_name(name))
+        return typing
+
     def _retype(self, raw: pl.DataFrame, typed: pl.DataFrame, names: list[str]) -> pl.DataFrame:
         """``typed`` with the columns ``names`` typed again the exact way on every suspect row."""
         rows = typed.get_column(_SUSPECT).arg_true()
         frame = raw.select(pl.col(name).cast(pl.String) for name in names).gather(rows).lazy()
-        for step in _merged([self._exact_typings[name] for name in names]):
+        for step in _merged([self._exact_typing(name) for name in names]):
             frame = frame.with_columns(step)
         outputs = [n for name in names for n in (typed_name(name), present_name(name))]
         exact = frame.select(outputs).collect(engine="in-memory")
@@ -250,7 +258,7 @@ class FrameTyping:
         distinct = []
         for name in names:
             frame = raw.lazy().select(pl.col(name).cast(pl.String).unique().drop_nulls())
-            typing = self._exact_typings[name]
+            typing = self._exact_typing(name)
             for step in typing.steps:
                 frame = frame.with_columns(**step)
             value = pl.col(typed_name(name))
@@ -273,7 +281,7 @@ class FrameTyping:
         self, trailing_minus: dict[str, bool], exact: frozenset[str], distinct: tuple[str, ...]
     ) -> _FramePlan:
         typings = {
-            c.name: self._exact_typings[c.name]
+            c.name: self._exact_typing(c.name)
             if c.name in exact
             else fast_typing(c, self.fmt, typed_name(c.name), trailing_minus=trailing_minus.get(c.name, True))
             for c in self.columns
@@ -300,6 +308,27 @@ class _FramePlan:
     suspects: dict[str, str]  # column name: the name of its suspect flag
     local: list[str]  # typed columns still in the source's local time
     distinct: tuple[str, ...]  # columns typed once per distinct text
+
+
+PlanKey = tuple[tuple[bool, ...], frozenset[str], tuple[str, ...]]  # see FrameTyping._plan_for
+
+
+@dataclass(frozen=True)
+class _Built:
+    """The expressions typing the frames of one column layout and text format, built as needed (in
+    milliseconds of Python each) and kept for every :class:`FrameTyping` of that layout and format."""
+
+    exact: dict[str, Typing]  # column name: its exact_typing
+    plans: dict[PlanKey, _FramePlan]
+
+
+@functools.lru_cache(maxsize=64)
+def _built(
+    layout: tuple[tuple[str, str, tuple[int, int] | None, str | None], ...], fmt: TextFormat
+) -> _Built:
+    """The expressions of the columns ``layout`` (name, logical type, decimal, format: all that typing
+    reads of a column) and ``fmt``, shared by every caller."""
+    return _Built({}, {})
 
 
 _SUSPECT = "__typed__suspect"  # true where any column's fast typing was suspect

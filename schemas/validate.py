@@ -34,6 +34,11 @@ class CompiledContract:
     contract: Contract
     schema: pa.DataFrameSchema
     checks: tuple[tuple[Rule, pa.Check | None], ...]
+    # The rule expressions a Validator built, per kind of frame (with record errors or not), with the
+    # duplicates they were built for: validate() called chunk by chunk builds them once.
+    plans: dict[bool, tuple[Mapping[str, pl.Series] | None, _Plan]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 @dataclass
@@ -186,7 +191,9 @@ class Validator:
     """:func:`validate` for many frames of one batch: the typing and rule expressions are built once.
 
     Building them takes a few milliseconds of Python per frame, holding the interpreter lock that the
-    pipeline's other threads need. :attr:`typing` types each frame (see :class:`schemas.frame_typing.FrameTyping`).
+    pipeline's other threads need; they are kept with the compiled contract, so a new Validator (each
+    :func:`validate` call) reuses them too. :attr:`typing` types each frame (see
+    :class:`schemas.frame_typing.FrameTyping`).
     """
 
     def __init__(
@@ -200,7 +207,6 @@ class Validator:
         self.fmt = fmt
         self.duplicated = duplicated
         self.typing = FrameTyping(compiled.contract.columns, fmt)
-        self._plans: dict[bool, _Plan] = {}
 
     def __call__(self, raw: pl.DataFrame) -> Validation:
         contract = self.compiled.contract
@@ -212,9 +218,10 @@ class Validator:
             )
         origin = [c for c in raw.columns if c.startswith("_") and c != RECORD_ERROR]
         has_error = RECORD_ERROR in raw.columns
-        plan = self._plans.get(has_error)
-        if plan is None:
-            plan = self._plans[has_error] = self._plan(has_error)
+        built = self.compiled.plans.get(has_error)
+        if built is None or built[0] is not self.duplicated:
+            built = self.compiled.plans[has_error] = (self.duplicated, self._plan(has_error))
+        plan = built[1]
         rows = [*(c.name for c in contract.columns), *origin, *([RECORD_ERROR] if has_error else [])]
         checked = (
             self.typing(raw, rows)
