@@ -242,7 +242,8 @@ def _value(f: FieldLayout, raw: pl.Expr | None = None, digits: pl.Expr | None = 
     }[f.trim]
     if f.scale is not None:
         digits = digits if digits is not None else signed_digits(raw, overpunch=f.overpunch)
-        text = pl.when(digits.is_not_null()).then(implied_decimal_text(digits, f.scale)).otherwise(stripped)
+        text = pl.when(digits.is_not_null()).then(implied_decimal_text(digits, f.scale, width=f.width))
+        text = text.otherwise(stripped)
     nulls = stripped.is_in(list(f.null_values)) if f.null_values else pl.lit(False)
     if f.blank_as_null:
         nulls = nulls | (stripped == "")
