@@ -165,6 +165,11 @@ def typed_name(column: str) -> str:
     return f"__typed__{column}"
 
 
+def _suspect_name(column: str) -> str:
+    """The name of a column's suspect flag (see :attr:`schemas.parse.Typing.suspect`)."""
+    return f"{typed_name(column)}__suspect"
+
+
 def present_name(column: str) -> str:
     """The name :class:`FrameTyping` gives whether a column's text holds a value."""
     return f"{typed_name(column)}__present"
@@ -174,9 +179,11 @@ class FrameTyping:
     """Types the contract columns of the frames of one batch, each value as :func:`parse_expr` types it.
 
     Each frame is typed by :func:`fast_typing` and its suspect rows again by :func:`exact_typing`; a
-    number or timestamp column whose text repeats is typed once per distinct text (``by_distinct``).
-    A column whose frame turns out mostly suspect is typed the exact way from the next frame on. Which
-    way a column goes changes the cost, never a value.
+    number or timestamp column whose text repeats is typed once per distinct text (``by_distinct``):
+    the distinct texts of a sample of the frame, each row looking its text up among them; a row whose
+    text the sample lacks is suspect. A column whose frame turns out mostly suspect (other than by
+    such misses) is typed the exact way from the next frame on. Which way a column goes changes the
+    cost, never a value.
     """
 
     def __init__(self, columns: Sequence[Column], fmt: TextFormat, *, by_distinct: bool = True) -> None:
@@ -190,12 +197,12 @@ class FrameTyping:
     def __call__(self, raw: pl.DataFrame, keep: Sequence[str]) -> pl.DataFrame:
         """``raw``'s columns ``keep`` (contract columns as String) and, per contract column, its
         :func:`typed_name` and :func:`present_name` columns."""
-        plan = self._plan_for(raw)
+        plan, texts = self._plan_for(raw)
         frame = raw.lazy().with_columns(plan.strings)
         for step in plan.steps:
             frame = frame.with_columns(step)
         if plan.distinct:
-            frame = frame.with_columns(self._by_distinct(raw, plan.distinct))
+            frame = frame.with_columns(self._by_distinct(texts))
         suspect = pl.any_horizontal(list(plan.suspects.values()) or [pl.lit(False)]).alias(_SUSPECT)
         # Only the values are kept: the helper columns (stripped text, normalised numbers) would
         # otherwise be materialised for every row.
@@ -205,14 +212,16 @@ class FrameTyping:
         if typed.get_column(_SUSPECT).any():
             counts = {name: typed.get_column(flag).sum() for name, flag in plan.suspects.items()}
             flagged = [name for name, n in counts.items() if n]
-            typed = self._retype(raw, typed, flagged)
-            self._exact.update(name for name in flagged if counts[name] * 8 > typed.height)
+            typed = self._retype(raw, typed, flagged, plan.distinct)
+            mostly = (name for name in flagged if counts[name] * 8 > typed.height)
+            self._exact.update(name for name in mostly if name not in plan.distinct)
         return typed.with_columns(localize_values(typed.get_column(name), self.fmt) for name in plan.local)
 
-    def _plan_for(self, raw: pl.DataFrame) -> _FramePlan:
+    def _plan_for(self, raw: pl.DataFrame) -> tuple[_FramePlan, dict[str, pl.Series]]:
         """The plan for ``raw``, from a sample of its rows: does a number end with '-', does a number's
-        or a timestamp's text repeat. A sample suffices: it only steers the cost (a trailing minus
-        the plan did not expect makes its row suspect)."""
+        or a timestamp's text repeat; and the sample's distinct texts of each column the plan types
+        by distinct text. A sample suffices: it only steers the cost (a trailing minus the plan did
+        not expect, a text the sample lacks, makes its row suspect)."""
         numbers = [c.name for c in self.columns if c.logical_type == "number"]
         repeating = [c.name for c in self.columns if self.by_distinct and c.logical_type in DISTINCT_KINDS]
         # The sample's rows gathered by index, of the columns looked at alone: DataFrame.gather_every
@@ -231,7 +240,7 @@ class FrameTyping:
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self._plan(dict(zip(numbers, minus, strict=True)), key[1], distinct)
-        return plan
+        return plan, {n: sample.get_column(n).cast(pl.String).drop_nulls().unique() for n in distinct}
 
     def _exact_typing(self, name: str) -> Typing:
         typing = self._exact_typings.get(name)
@@ -240,24 +249,34 @@ class FrameTyping:
             typing = self._exact_typings[name] = exact_typing(column, self.fmt, typed_name(name))
         return typing
 
-    def _retype(self, raw: pl.DataFrame, typed: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-        """``typed`` with the columns ``names`` typed again the exact way on every suspect row."""
+    def _retype(
+        self, raw: pl.DataFrame, typed: pl.DataFrame, names: list[str], distinct: Sequence[str]
+    ) -> pl.DataFrame:
+        """``typed`` with the columns ``names`` typed again the exact way on every suspect row (the
+        columns typed by ``distinct`` text hold their times in UTC already)."""
         rows = typed.get_column(_SUSPECT).arg_true()
         frame = raw.select(pl.col(name).cast(pl.String) for name in names).gather(rows).lazy()
-        for step in _merged([self._exact_typing(name) for name in names]):
+        typings = {name: self._exact_typing(name) for name in names}
+        for step in _merged(list(typings.values())):
             frame = frame.with_columns(step)
         outputs = [n for name in names for n in (typed_name(name), present_name(name))]
-        exact = frame.select(outputs).collect(engine="in-memory")
+        utc = [
+            localize(pl.col(typed_name(name)), self.fmt).alias(typed_name(name))
+            for name, typing in typings.items()
+            if typing.local and name in distinct
+        ]
+        exact = frame.with_columns(utc).select(outputs).collect(engine="in-memory")
         return typed.with_columns(
             typed.get_column(o).clone().scatter(rows, exact.get_column(o)) for o in outputs
         )
 
-    def _by_distinct(self, raw: pl.DataFrame, names: Sequence[str]) -> list[pl.Expr]:
-        """The typed values of the columns ``names``: their distinct texts typed the exact way, then
-        looked up for each row."""
+    def _by_distinct(self, texts: dict[str, pl.Series]) -> list[pl.Expr]:
+        """The typed values of the columns named in ``texts`` and their suspect flags: the given
+        distinct texts of each typed the exact way, then looked up for each row. A row whose text is
+        not among them is suspect (its value null)."""
         distinct = []
-        for name in names:
-            frame = raw.lazy().select(pl.col(name).cast(pl.String).unique().drop_nulls())
+        for name, seen in texts.items():
+            frame = pl.LazyFrame({name: seen})
             typing = self._exact_typing(name)
             for step in typing.steps:
                 frame = frame.with_columns(**step)
@@ -266,9 +285,11 @@ class FrameTyping:
                 frame.select(name, localize(value, self.fmt) if typing.local else value, present_name(name))
             )
         lookups = []
-        for name, each in zip(names, pl.collect_all(distinct, engine="in-memory"), strict=True):
-            code = pl.col(name).cast(pl.String).cast(pl.Enum(each.get_column(name))).to_physical()
+        for name, each in zip(texts, pl.collect_all(distinct, engine="in-memory"), strict=True):
+            text = pl.col(name).cast(pl.String)
+            code = text.cast(pl.Enum(each.get_column(name)), strict=False).to_physical()
             lookups += [
+                (code.is_null() & text.is_not_null()).alias(_suspect_name(name)),
                 pl.lit(each.get_column(typed_name(name))).gather(code).alias(typed_name(name)),
                 pl.lit(each.get_column(present_name(name)))
                 .gather(code)
@@ -291,7 +312,10 @@ class FrameTyping:
             strings=[pl.col(c.name).cast(pl.String) for c in self.columns],
             steps=_merged(list(typings.values())),
             values=[n for c in self.columns for n in (typed_name(c.name), present_name(c.name))],
-            suspects={name: t.suspect for name, t in typings.items() if t.suspect},
+            suspects={
+                **{name: t.suspect for name, t in typings.items() if t.suspect},
+                **{name: _suspect_name(name) for name in distinct},
+            },
             local=[typed_name(name) for name, t in typings.items() if t.local],
             distinct=distinct,
         )

@@ -344,6 +344,75 @@ def test_a_trailing_minus_the_frames_sample_missed_reads_the_same(contract: Cont
     assert Validator(compile_contract(contract), fmt)(raw).valid.get_column("amount")[1] == Decimal("-3.00")
 
 
+REPEATING = ("amount", "rate", "units", "share", "ratio", "at")
+
+
+def rare_texts(fmt: TextFormat) -> dict[str, list[str]]:
+    """Per repeating column, texts in every form but the plain one (and some plain ones)."""
+    dec = fmt.decimal_separator
+    numbers = [
+        f"12{dec}5",
+        " 7-",
+        f"1.234{dec}5",
+        f"3{dec}00-",
+        f"-0{dec}5",
+        "+5",
+        "1e3",
+        "x",
+        "",
+        " ",
+        "\u3000",
+    ]
+    numbers += [f"{i}{dec}25" for i in range(3)] + ["99999999999999", f"1 234{dec}5", f"1'234{dec}5"]
+    form = fmt.timestamp_format or "%Y-%m-%d %H:%M:%S"
+    times = [
+        _format(form, 2024, 3, 31, 2, 30, 0),  # the clocks skip it in Berlin and New York
+        _format(form, 2024, 10, 27, 2, 30, 0),  # twice in Berlin
+        _format(form, 2024, 11, 3, 1, 30, 0),  # twice in New York
+        " " + _format(form, 2024, 1, 5, 12, 0, 0),
+        _format(form, 2024, 1, 5, 12, 0, 0) + "\t",
+        _format(form, 2024, 13, 1, 0, 0, 0),
+        *fmt.empty_dates,
+        "2024-03-31T01:30:00Z",
+        "",
+        " ",
+        "x",
+    ]
+    return {**{n: numbers for n in REPEATING if n != "at"}, "at": times}
+
+
+@pytest.mark.parametrize("fmt", DIALECTS, ids=range(len(DIALECTS)))
+def test_texts_the_frames_sample_missed_type_as_the_reference_types_them(
+    contract: Contract, fmt: TextFormat
+) -> None:
+    """A repeating number or time column is typed once per distinct text of a sample of its frame; a
+    text outside the sample, in any form, reads as the reference reads it: where few texts are
+    missed, where most are (the column stays typed by distinct text), and on the frame after."""
+    plain = plain_values(fmt)
+    validator = validator_for(contract, fmt)
+    rows = [dict(plain) for _ in range(5000)]  # the sample takes rows 0, 4, 8, ...
+    row = 1
+    for column, texts in rare_texts(fmt).items():
+        for text in texts:
+            rows[row] = {**plain, column: text}
+            row += 4
+    few = frame_of(rows, list(plain))
+    assert set(validator.typing._plan_for(few)[0].distinct) == set(REPEATING)
+    assert_validates_as_reference(validator, few)
+
+    dec = fmt.decimal_separator
+    unsampled = {n: f"{{}}{dec}5" for n in REPEATING if n != "at"}
+    rows = [
+        dict(plain) if i % 4 == 0 else {**plain, **{n: t.format(i % 97) for n, t in unsampled.items()}}
+        for i in range(4100)
+    ]
+    most = frame_of(rows, list(plain), first_line=10_000)
+    assert set(validator.typing._plan_for(most)[0].distinct) == set(REPEATING)
+    assert_validates_as_reference(validator, most)
+    assert not validator.typing._exact & set(REPEATING)
+    assert_validates_as_reference(validator, frame_of(rows[:3000], list(plain), first_line=20_000))
+
+
 def test_frames_without_rows_or_without_numbers_type_as_the_reference(tmp_path: Path) -> None:
     """An empty frame (the pipeline validates one for the schema) and a contract of text alone."""
     text_only = CONTRACT.split("      - {name: qty")[0] + CONTRACT[CONTRACT.index("customProperties:") :]
