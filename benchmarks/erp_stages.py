@@ -6,6 +6,9 @@ that stage's own cost (the pipeline overlaps them in threads)::
     .venv/bin/python benchmarks/erp.py --rows 1000000 --workdir /tmp/erp-1m --only polars
     .venv/bin/python benchmarks/erp_stages.py /tmp/erp-1m/erp_orders_1000000.csv
 
+    .venv/bin/python benchmarks/erp.py --rows 1000000 --workdir /tmp/erp-1m --fixed-width --only polars-fixed
+    .venv/bin/python benchmarks/erp_stages.py /tmp/erp-1m/erp_orders_1000000.dat   # the fixed-width twin
+
 Stages: survey (pass 1: controls and duplicate keys), split (pass 2: every record's fields), validate
 (type and check, quarantine reasons), classify (the drift tally over the valid rows), quarantine write,
 Delta write (the valid rows as one commit) and, for comparison, polars writing the same rows to Parquet.
@@ -23,17 +26,19 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
+import erp_fixed_width
 import polars as pl
 from erp import CONTRACT
 
 from connectors.delimited import DEFAULT_CHUNK_BYTES, DelimitedFile
+from connectors.fixed_width import FixedWidthFile
 from governance.publish import RowStream, stage
 from governance.quarantine import QuarantineWriter
 from pipelines.batch import header_names
 from pipelines.classify import ClassificationTally
 from schemas import TextFormat, compile_contract, load_contract, validate
 from schemas.chunked import DuplicateKeys
-from schemas.contract import DelimitedSource
+from schemas.contract import DelimitedSource, FixedWidthSource
 
 
 def _cpu() -> float:
@@ -66,20 +71,30 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="assay-stages-"))
     contract_path = work / "bench.erp_orders.yaml"
-    contract_path.write_text(CONTRACT.replace("ENCODING", "utf-8"), "utf-8")
+    text = CONTRACT.replace("ENCODING", "utf-8")
+    if args.file.suffix == ".dat":  # the fixed-width twin erp.py --fixed-width writes
+        text = text[: text.index("\ncustomProperties:") + 1] + erp_fixed_width.source_yaml()
+    contract_path.write_text(text, "utf-8")
     contract = load_contract(contract_path)
     compiled = compile_contract(contract)
     source = contract.source
-    assert isinstance(source, DelimitedSource)
     fmt = TextFormat.of(contract)
-    reader = DelimitedFile(
-        args.file,
-        source,
-        [c.name for c in contract.columns],
-        chunk_bytes=args.chunk_mb << 20,
-        checksum="0" * 64,
-        names=header_names(contract),
-    )
+    columns = [c.name for c in contract.columns]
+    reader: DelimitedFile | FixedWidthFile
+    if isinstance(source, FixedWidthSource):
+        reader = FixedWidthFile(
+            args.file, source, columns, chunk_bytes=args.chunk_mb << 20, checksum="0" * 64
+        )
+    else:
+        assert isinstance(source, DelimitedSource)
+        reader = DelimitedFile(
+            args.file,
+            source,
+            columns,
+            chunk_bytes=args.chunk_mb << 20,
+            checksum="0" * 64,
+            names=header_names(contract),
+        )
     print(f"{args.file} (load average {os.getloadavg()[0]:.1f})")
     figures: dict[str, tuple[float, float]] = {}
     keys = DuplicateKeys(compiled, fmt)
