@@ -181,11 +181,20 @@ def _classify(frame: pl.DataFrame, source: FixedWidthSource) -> pl.DataFrame:
     elif source.length_check == "strict":
         fits = n == length
     else:  # pad: transfer tools strip trailing blanks from lines; blanks past the length carry nothing
-        padded = (n > 0) & ((n <= length) | (rec.str.slice(length).str.strip_chars(" ") == ""))
+        sizes = frame.select(n).to_series()
+        longer, uneven = bool((sizes > length).any()), bool((sizes != length).any())
+        n = pl.lit(sizes)
+        within = n <= length
+        if longer:
+            within = within | (rec.str.slice(length).str.strip_chars(" ") == "")
+        padded = (n > 0) & within
         fits = pl.when(pl.col("_cut")).then(n == length).otherwise(padded)  # a short last piece is cut off
+        if uneven:  # records all of the length need no cutting or padding (most files: every chunk)
+            frame = frame.with_columns(
+                _fits=fits, **{RECORD: rec.str.slice(0, length).str.pad_end(length, " ")}
+            )
+            fits = pl.col("_fits")
     frame = frame.with_columns(_fits=fits)
-    if length is not None and source.length_check == "pad":
-        frame = frame.with_columns(rec.str.slice(0, length).str.pad_end(length, " "))
     rt = source.record_type
     kind = rec.str.slice(rt.start - 1, rt.width) if rt and rt.start and rt.width else pl.lit("")
     role = (

@@ -454,3 +454,36 @@ def test_lines_split_by_polars_are_exactly_the_lines_split_in_python(pieces: lis
     native = _native_lines(raw, 11)
     if native is not None:
         assert native.equals(lines_of(raw.decode("utf-8", errors="replace"), raw, 11, "utf-8"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    records=st.lists(st.text(alphabet="ab é", max_size=9), max_size=8),
+    cut=st.booleans(),
+    length=st.integers(1, 6),
+)
+def test_record_length_in_pad_mode_is_judged_record_by_record(
+    make_contract, records: list[str], cut: bool, length: int
+) -> None:
+    """``pad``: a record fits when not empty and its characters past the length are blanks (a cut piece:
+    exactly the length); a record is cut or padded to the length. A chunk's records, whatever their mix."""
+    from connectors.fixed_width import _classify
+
+    contract = make_contract(
+        {
+            "kind": "fixed_width",
+            "path": "drop",
+            "recordLength": length,
+            "layout": [{"name": "a", "start": 1, "width": 1}],
+        },
+        [{"name": "a", "logicalType": "string"}],
+    )
+    source = contract.source
+    assert isinstance(source, FixedWidthSource) and source.length_check == "pad"
+    frame = pl.DataFrame(
+        {"_rec": records, "_cut": [cut] * len(records)}, schema={"_rec": pl.String, "_cut": pl.Boolean}
+    )
+    got = _classify(frame, source)
+    fits = [(len(r) == length) if cut else (len(r) > 0 and r[length:].strip(" ") == "") for r in records]
+    assert got.get_column("_fits").to_list() == fits
+    assert got.get_column("_rec").to_list() == [r[:length].ljust(length) for r in records]
