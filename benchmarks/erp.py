@@ -259,6 +259,38 @@ def measure_polars(path: Path, workdir: Path) -> dict[str, Any]:
     return {"seconds": seconds, "rows": rows, "note": "every field as text; no types, no checks"}
 
 
+def measure_polars_typed(path: Path, workdir: Path) -> dict[str, Any]:
+    """The baseline plus the contract's typing (assay's ``parse_expr``: exact decimals, dates, times in
+    UTC): what typing alone costs polars, without checks, quarantine, controls or a Delta commit."""
+    import polars as pl
+
+    from schemas import TextFormat, load_contract
+    from schemas.parse import parse_expr
+
+    contract_path = workdir / "polars_typed.erp_orders.yaml"
+    contract_path.write_text(CONTRACT.replace("ENCODING", "utf-8"), "utf-8")
+    contract = load_contract(contract_path)
+    fmt = TextFormat.of(contract)
+    names = ["record_type", *(c.name for c in contract.columns)]
+    out = workdir / "polars_typed.parquet"
+    started = time.perf_counter()
+    (
+        pl.scan_csv(
+            path,
+            separator=";",
+            has_header=False,
+            skip_rows=1,
+            schema={name: pl.String for name in names},
+            truncate_ragged_lines=True,
+        )
+        .select(parse_expr(c, fmt).alias(c.name) for c in contract.columns)
+        .sink_parquet(out)
+    )
+    seconds = time.perf_counter() - started
+    rows = pl.scan_parquet(out).select(pl.len()).collect().item()
+    return {"seconds": seconds, "rows": rows, "note": "the contract's types, no checks"}
+
+
 def measure_assay(path: Path, workdir: Path, encoding: str, fixed_width: bool = False) -> dict[str, Any]:
     from governance.catalog import Catalog
     from governance.store import Store
@@ -458,6 +490,7 @@ def measure_polars_fixed(path: Path, workdir: Path) -> dict[str, Any]:
 
 MEASURES = {
     "polars": lambda path, workdir: measure_polars(path, workdir),
+    "polars-typed": measure_polars_typed,
     "assay": lambda path, workdir: measure_assay(path, workdir, "utf-8"),
     "polars-fixed": measure_polars_fixed,
     "assay-fixed": lambda path, workdir: measure_assay(path, workdir, "utf-8", fixed_width=True),
@@ -508,6 +541,7 @@ def table(results: list[dict[str, Any]], baseline: float | None) -> str:
     )
     labels = {
         "polars": "polars scan_csv -> sink_parquet (baseline)",
+        "polars-typed": "polars, the contract's typing (no checks)",
         "assay": "assay full pipeline, UTF-8",
         "assay-cp1252": "assay full pipeline, cp1252",
         "polars-fixed": "polars fixed width: scan + str.slice -> sink",
@@ -564,7 +598,11 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="assay-erp-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     rows = 13_500_000 if args.large and args.rows == 5_000_000 else args.rows
-    names = ["polars", "assay"] if args.large else ["polars", "assay", "pandera", "gx", "assay-cp1252"]
+    names = (
+        ["polars", "assay"]
+        if args.large
+        else ["polars", "polars-typed", "assay", "pandera", "gx", "assay-cp1252"]
+    )
     if args.fixed_width:
         names += ["polars-fixed", "assay-fixed"]
     if args.only:
