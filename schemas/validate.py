@@ -10,7 +10,7 @@ or ``quarantine`` (the source text as it came, with every reason: column and che
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -34,11 +34,11 @@ class CompiledContract:
     contract: Contract
     schema: pa.DataFrameSchema
     checks: tuple[tuple[Rule, pa.Check | None], ...]
-    # The rule expressions a Validator built, per kind of frame (with record errors or not), with the
-    # duplicates they were built for: validate() called chunk by chunk builds them once.
-    plans: dict[bool, tuple[Mapping[str, pl.Series] | None, _Plan]] = field(
-        default_factory=dict, compare=False, repr=False
-    )
+    # The rule expressions validating each kind of frame (with record errors or not), built by the
+    # first Validator and kept for the others (validate() called chunk by chunk builds them once).
+    # ``unique`` is judged within the frame there; a Validator given a batch's duplicates swaps in its
+    # own, so no batch's data is kept here.
+    plans: dict[bool, _Plan] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
@@ -207,6 +207,7 @@ class Validator:
         self.fmt = fmt
         self.duplicated = duplicated
         self.typing = FrameTyping(compiled.contract.columns, fmt)
+        self._plans: dict[bool, _Plan] = {}
 
     def __call__(self, raw: pl.DataFrame) -> Validation:
         contract = self.compiled.contract
@@ -218,10 +219,9 @@ class Validator:
             )
         origin = [c for c in raw.columns if c.startswith("_") and c != RECORD_ERROR]
         has_error = RECORD_ERROR in raw.columns
-        built = self.compiled.plans.get(has_error)
-        if built is None or built[0] is not self.duplicated:
-            built = self.compiled.plans[has_error] = (self.duplicated, self._plan(has_error))
-        plan = built[1]
+        plan = self._plans.get(has_error)
+        if plan is None:
+            plan = self._plans[has_error] = self._plan(has_error)
         rows = [*(c.name for c in contract.columns), *origin, *([RECORD_ERROR] if has_error else [])]
         checked = (
             self.typing(raw, rows)
@@ -256,23 +256,46 @@ class Validator:
         return Validation(valid=valid, quarantine=quarantine, failures=failures)
 
     def _plan(self, has_error: bool) -> _Plan:
-        compiled, contract = self.compiled, self.compiled.contract
-        cols = {c.name: c for c in contract.columns}
-        record_error = pl.col(RECORD_ERROR) if has_error else pl.lit(None, pl.String)
-        sound = record_error.is_null()
+        """The compiled contract's plan for this kind of frame, with this batch's ``unique`` checks."""
+        compiled = self.compiled
+        shared = compiled.plans.get(has_error)
+        if shared is None:
+            shared = compiled.plans[has_error] = _plan(compiled, has_error)
+        if self.duplicated is None:
+            return shared
+        cols = {c.name: c for c in compiled.contract.columns}
         fails = [
-            (sound & _rule_fails(rule, check, cols[rule.column], self.duplicated)).alias(_fail(i))
-            for i, (rule, check) in enumerate(compiled.checks)
+            (_sound(has_error) & _rule_fails(rule, check, cols[rule.column], self.duplicated)).alias(_fail(i))
+            if rule.kind == "unique"
+            else fail
+            for i, ((rule, check), fail) in enumerate(zip(compiled.checks, shared.fails, strict=True))
         ]
-        return _Plan(
-            fails=fails,
-            bad=(
-                ~sound | pl.any_horizontal([pl.col(_fail(i)) for i in range(len(fails))] or [pl.lit(False)])
-            ).alias("__bad__"),
-            typed=[pl.col(typed_name(c.name)).cast(dtype_of(c)).alias(c.name) for c in contract.columns],
-            counts=[pl.col(_fail(i)).sum().alias(rule.name) for i, (rule, _) in enumerate(compiled.checks)],
-            catalogue=_catalogue(compiled),
-        )
+        return replace(shared, fails=fails)
+
+
+def _sound(has_error: bool) -> pl.Expr:
+    """True on a row whose record was read (its fields are checked)."""
+    return (pl.col(RECORD_ERROR) if has_error else pl.lit(None, pl.String)).is_null()
+
+
+def _plan(compiled: CompiledContract, has_error: bool) -> _Plan:
+    """The rule expressions for a kind of frame, ``unique`` judged within the frame."""
+    contract = compiled.contract
+    cols = {c.name: c for c in contract.columns}
+    sound = _sound(has_error)
+    fails = [
+        (sound & _rule_fails(rule, check, cols[rule.column])).alias(_fail(i))
+        for i, (rule, check) in enumerate(compiled.checks)
+    ]
+    return _Plan(
+        fails=fails,
+        bad=(
+            ~sound | pl.any_horizontal([pl.col(_fail(i)) for i in range(len(fails))] or [pl.lit(False)])
+        ).alias("__bad__"),
+        typed=[pl.col(typed_name(c.name)).cast(dtype_of(c)).alias(c.name) for c in contract.columns],
+        counts=[pl.col(_fail(i)).sum().alias(rule.name) for i, (rule, _) in enumerate(compiled.checks)],
+        catalogue=_catalogue(compiled),
+    )
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from schemas import (
     schema_problems,
     validate,
 )
+from schemas.chunked import DuplicateKeys
 
 ORDERS = Path(__file__).resolve().parents[2] / "schemas" / "contracts" / "erp.orders.yaml"
 
@@ -175,6 +176,29 @@ def test_every_duplicate_of_a_key_is_quarantined_not_only_the_second(rules: Cont
         4: [("id", "unique")],
     }
     assert result.failures["id_unique"] == 3
+
+
+def test_a_key_repeated_in_another_chunk_is_quarantined_in_each(rules: Contract) -> None:
+    """Chunk by chunk, ``unique`` is judged on the whole batch (DuplicateKeys); validating without the
+    batch's duplicates, before or after, still judges it within the frame (one compiled contract)."""
+    compiled, fmt = compile_contract(rules), TextFormat.of(rules)
+    first = frame([{**GOOD_RULES_ROW, "id": i} for i in ("1", "2", "3")])
+    second = frame([{**GOOD_RULES_ROW, "id": i} for i in ("4", "02", "4")])
+    keys = DuplicateKeys(compiled, fmt)
+    for chunk in (first, second):
+        keys.add(chunk.select(keys.names))
+    duplicated = keys.duplicated()
+
+    assert validate(compiled, first, fmt).quarantine.height == 0
+    chunked = [validate(compiled, chunk, fmt, duplicated=duplicated) for chunk in (first, second)]
+    assert [reasons_by_line(r.quarantine) for r in chunked] == [
+        {2: [("id", "unique")]},
+        {1: [("id", "unique")], 2: [("id", "unique")], 3: [("id", "unique")]},
+    ]
+    assert reasons_by_line(validate(compiled, second, fmt).quarantine) == {
+        1: [("id", "unique")],
+        3: [("id", "unique")],
+    }
 
 
 def test_a_row_breaking_several_rules_carries_every_reason(orders: Contract) -> None:
