@@ -181,7 +181,7 @@ class DelimitedFile:
         if wanted is not None and rt is not None:
             wanted = [rt.field, *wanted]
         native = rt is None or rt.field < self.width
-        for lines in record_lines(self.path, src.encoding, self.chunk_bytes, self.dialect):
+        for lines in read_ahead(record_lines(self.path, src.encoding, self.chunk_bytes, self.dialect)):
             fields = chunk_fields(
                 lines,
                 self.dialect,

@@ -31,6 +31,7 @@ from connectors._fixed_chunks import (
 )
 from connectors.controls import ControlTally, manifest_figures
 from connectors.manifest import ControlProblem, Controls, Extraction, Manifest, file_checksum
+from connectors.read_ahead import read_ahead
 from connectors.zoned import UNITS, implied_decimal_text, signed_digits, units
 from schemas.contract import FixedWidthSource
 from schemas.controls import Span
@@ -102,9 +103,8 @@ class FixedWidthFile:
             column_units=lambda column: _column_units(column, source),
         )
         physical = rows = 0
-        for chunk in record_chunks(self.path, source, self.chunk_bytes):
-            physical += chunk.height
-            records = _classify(chunk, source).filter(pl.col("_role") != PADDING)
+        for height, records in read_ahead(self._classified()):  # the next chunk read meanwhile
+            physical += height
             facts.add(records)
             controls.add(records)
             details = records.filter(pl.col("_role").is_in(["detail", UNDECLARED]))
@@ -139,16 +139,30 @@ class FixedWidthFile:
         )
 
     def records(self) -> Iterator[pl.DataFrame]:
-        """Pass 2: each chunk's detail records, as :func:`read_fixed_width` returns them (at least one frame)."""
+        """Pass 2: each chunk's detail records, as :func:`read_fixed_width` returns them (at least one frame).
+
+        Chunks are read and cut into fields ahead, in a background thread, while the caller works on
+        the previous one.
+        """
         empty = True
+        for fields in read_ahead(self._fields()):
+            empty = False
+            yield fields
+        if empty:
+            yield self.empty()
+
+    def _classified(self) -> Iterator[tuple[int, pl.DataFrame]]:
+        """Each chunk's physical record count and its records but block padding, classified."""
+        for chunk in record_chunks(self.path, self.source, self.chunk_bytes):
+            yield chunk.height, _classify(chunk, self.source).filter(pl.col("_role") != PADDING)
+
+    def _fields(self) -> Iterator[pl.DataFrame]:
+        """Each chunk's detail records, cut into the contract's columns (chunks without any skipped)."""
         for chunk in record_chunks(self.path, self.source, self.chunk_bytes):
             records = _classify(chunk, self.source)
             details = records.filter(pl.col("_role").is_in(["detail", UNDECLARED]))
             if details.height:
-                empty = False
                 yield _detail_fields(details, self.columns, self.source)
-        if empty:
-            yield self.empty()
 
     def empty(self) -> pl.DataFrame:
         """No records, with the columns and types every chunk of records has."""
