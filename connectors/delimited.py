@@ -175,7 +175,10 @@ class DelimitedFile:
             yield frame
 
     def _split(self, wanted: list[int] | None) -> Iterator[tuple[bool, pl.DataFrame, int]]:
-        """Each chunk's records, their fields and record kind; whether it is the last; its physical lines."""
+        """Each chunk's records, their fields and record kind; whether it is the last; its physical lines.
+
+        The next chunk is read and its lines grouped into records in a background thread meanwhile.
+        """
         src = self.source
         rt = src.record_types
         if wanted is not None and rt is not None:
