@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import Contract, TextFormat, compile_contract, dtype_of, load_contract
-from schemas.frame_typing import FrameTyping, localize_values
+from schemas.frame_typing import FrameTyping, localize_values, sample_rows
 from schemas.parse import localize
 from schemas.validate import RECORD, RECORD_ERROR, CompiledContract, Validator, reason_check
 from tests.schemas.reference_typing import typed_and_present
@@ -338,10 +338,27 @@ def test_a_trailing_minus_the_frames_sample_missed_reads_the_same(contract: Cont
     fmt = DIALECTS[1]
     plain = plain_values(fmt)
     rows = [{**plain, "amount": f"{i},50"} for i in range(5000)]
-    rows[1] = {**plain, "amount": "3,00-"}  # the sample takes every 4th row of 5000
+    missed = unsampled(5000)[0]
+    rows[missed] = {**plain, "amount": "3,00-"}
     raw = frame_of(rows, list(plain))
     assert_validates_as_reference(validator_for(contract, fmt), raw)
-    assert Validator(compile_contract(contract), fmt)(raw).valid.get_column("amount")[1] == Decimal("-3.00")
+    amounts = Validator(compile_contract(contract), fmt)(raw).valid.get_column("amount")
+    assert amounts[missed] == Decimal("-3.00")
+
+
+def unsampled(height: int) -> list[int]:
+    """The rows of a frame of ``height`` rows that its typing plan's sample does not look at."""
+    return sorted(set(range(height)) - set(sample_rows(height).to_list()))
+
+
+def test_the_sample_is_not_in_step_with_a_cycle_of_the_rows() -> None:
+    """Every n-th row would see one value of a column cycling with the stride: a sample sees them all."""
+    for height, cycle in ((37_116, 12), (44_828, 168), (5000, 4)):
+        rows = sample_rows(height)
+        assert rows.is_sorted() and rows.n_unique() == rows.len() == min(height, 1024)
+        assert (rows % cycle).n_unique() == cycle
+    assert sample_rows(5).to_list() == [0, 1, 2, 3, 4]
+    assert sample_rows(5000).equals(sample_rows(5000))  # the same rows each time: reproducible runs
 
 
 REPEATING = ("amount", "rate", "units", "share", "ratio", "at")
@@ -390,20 +407,20 @@ def test_texts_the_frames_sample_missed_type_as_the_reference_types_them(
     missed, where most are (the column stays typed by distinct text), and on the frame after."""
     plain = plain_values(fmt)
     validator = validator_for(contract, fmt)
-    rows = [dict(plain) for _ in range(5000)]  # the sample takes rows 0, 4, 8, ...
-    row = 1
+    rows = [dict(plain) for _ in range(5000)]
+    missed = iter(unsampled(5000))
     for column, texts in rare_texts(fmt).items():
         for text in texts:
-            rows[row] = {**plain, column: text}
-            row += 4
+            rows[next(missed)] = {**plain, column: text}
     few = frame_of(rows, list(plain))
     assert set(validator.typing._plan_for(few)[0].distinct) == set(REPEATING)
     assert_validates_as_reference(validator, few)
 
     dec = fmt.decimal_separator
-    unsampled = {n: f"{{}}{dec}5" for n in REPEATING if n != "at"}
+    texts = {n: f"{{}}{dec}5" for n in REPEATING if n != "at"}
+    sampled = set(sample_rows(4100).to_list())
     rows = [
-        dict(plain) if i % 4 == 0 else {**plain, **{n: t.format(i % 97) for n, t in unsampled.items()}}
+        dict(plain) if i in sampled else {**plain, **{n: t.format(i % 97) for n, t in texts.items()}}
         for i in range(4100)
     ]
     most = frame_of(rows, list(plain), first_line=10_000)
