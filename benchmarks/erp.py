@@ -242,20 +242,26 @@ def batch_files(workdir: Path, rows: int, twin: bool) -> tuple[Path, Path]:
 
 
 # -- what is measured, each in its own process --------------------------------------------------------
-def measure_polars(path: Path, workdir: Path) -> dict[str, Any]:
+def _scan(path: Path, names: list[str]) -> Any:
+    """polars' streaming scan of the batch past its header, every field as text, as the polars runs read it."""
     import polars as pl
 
-    out = workdir / "polars_baseline.parquet"
-    schema = {f"field_{i}": pl.String for i in range(COLUMNS + 1)}
-    started = time.perf_counter()
-    pl.scan_csv(
+    return pl.scan_csv(
         path,
         separator=";",
         has_header=False,
         skip_rows=1,
-        schema=schema,
+        schema={name: pl.String for name in names},
         truncate_ragged_lines=True,
-    ).sink_parquet(out)
+    )
+
+
+def measure_polars(path: Path, workdir: Path) -> dict[str, Any]:
+    import polars as pl
+
+    out = workdir / "polars_baseline.parquet"
+    started = time.perf_counter()
+    _scan(path, [f"field_{i}" for i in range(COLUMNS + 1)]).sink_parquet(out)
     seconds = time.perf_counter() - started
     rows = pl.scan_parquet(out).select(pl.len()).collect().item()
     return {"seconds": seconds, "rows": rows, "note": "every field as text; no types, no checks"}
@@ -276,18 +282,7 @@ def measure_polars_typed(path: Path, workdir: Path) -> dict[str, Any]:
     names = ["record_type", *(c.name for c in contract.columns)]
     out = workdir / "polars_typed.parquet"
     started = time.perf_counter()
-    (
-        pl.scan_csv(
-            path,
-            separator=";",
-            has_header=False,
-            skip_rows=1,
-            schema={name: pl.String for name in names},
-            truncate_ragged_lines=True,
-        )
-        .select(parse_expr(c, fmt).alias(c.name) for c in contract.columns)
-        .sink_parquet(out)
-    )
+    _scan(path, names).select(parse_expr(c, fmt).alias(c.name) for c in contract.columns).sink_parquet(out)
     seconds = time.perf_counter() - started
     rows = pl.scan_parquet(out).select(pl.len()).collect().item()
     return {"seconds": seconds, "rows": rows, "note": "the contract's types, no checks"}
@@ -352,14 +347,7 @@ def measure_polars_lenient(path: Path, workdir: Path) -> dict[str, Any]:
         (c("note").str.len_chars() <= 60) | c("note").is_null(),
     ]
     started = time.perf_counter()
-    details = pl.scan_csv(
-        path,
-        separator=";",
-        has_header=False,
-        skip_rows=1,
-        schema={name: pl.String for name in names},
-        truncate_ragged_lines=True,
-    ).filter(pl.col("record_type") == "D")
+    details = _scan(path, names).filter(pl.col("record_type") == "D")
     repeated = (  # a second scan, as assay's survey: Expr.is_unique would hold the whole batch
         details.group_by("order_id").len().filter(pl.col("len") > 1).select("order_id", _repeated=True)
     )
