@@ -19,7 +19,8 @@ def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
     """``items`` as they come, with up to ``depth`` of them made ahead in a background thread.
 
     An exception in the producer is raised to the consumer at the item it failed on; a consumer that
-    stops early stops the producer (at its next item).
+    stops early stops the producer (at its next item), which closes ``items`` (a generator's files and
+    threads are let go then, not whenever it is collected).
     """
     ready: queue.Queue[object] = queue.Queue(maxsize=max(depth, 1))
     stop = threading.Event()
@@ -38,6 +39,10 @@ def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
             ready.put(_DONE)
         except BaseException as exc:  # handed to the consumer, raised there
             ready.put(_Failure(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     worker = threading.Thread(target=produce, name="assay-read-ahead", daemon=True)
     worker.start()
