@@ -103,8 +103,9 @@ class FixedWidthFile:
             column_units=lambda column: _column_units(column, source),
         )
         physical = rows = 0
-        for height, records in read_ahead(self._classified()):  # the next chunk read meanwhile
+        for height, classified in read_ahead(self._classified()):  # the next chunk read meanwhile
             physical += height
+            records = classified.filter(pl.col("_role") != PADDING)
             facts.add(records)
             controls.add(records)
             details = records.filter(pl.col("_role").is_in(["detail", UNDECLARED]))
@@ -152,14 +153,13 @@ class FixedWidthFile:
             yield self.empty()
 
     def _classified(self) -> Iterator[tuple[int, pl.DataFrame]]:
-        """Each chunk's physical record count and its records but block padding, classified."""
+        """Each chunk's physical record count and its records, classified."""
         for chunk in record_chunks(self.path, self.source, self.chunk_bytes):
-            yield chunk.height, _classify(chunk, self.source).filter(pl.col("_role") != PADDING)
+            yield chunk.height, _classify(chunk, self.source)
 
     def _fields(self) -> Iterator[pl.DataFrame]:
         """Each chunk's detail records, cut into the contract's columns (chunks without any skipped)."""
-        for chunk in record_chunks(self.path, self.source, self.chunk_bytes):
-            records = _classify(chunk, self.source)
+        for _, records in self._classified():
             details = records.filter(pl.col("_role").is_in(["detail", UNDECLARED]))
             if details.height:
                 yield _detail_fields(details, self.columns, self.source)

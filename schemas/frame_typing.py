@@ -168,10 +168,8 @@ def sample_rows(height: int) -> pl.Series:
     stride in step with the cycle sees a fraction of the values, and every row it misses is typed the
     slow way (a stride of 36 over values cycling every 168 rows missed half the rows of three columns).
     """
-    if height <= DISTINCT_SAMPLE:
-        return pl.int_range(0, height, dtype=pl.UInt32, eager=True)
     rows = pl.int_range(0, height, dtype=pl.UInt32, eager=True)
-    return rows.sample(DISTINCT_SAMPLE, seed=0).sort()
+    return rows if height <= DISTINCT_SAMPLE else rows.sample(DISTINCT_SAMPLE, seed=0).sort()
 
 
 def typed_name(column: str) -> str:
